@@ -1,0 +1,185 @@
+"""The structured-config schema of a run (dataclasses in Hydra's ConfigStore) and its value validation.
+
+OmegaConf checks the types while Hydra composes; `to_train_config` then converts the composed config to these
+dataclasses and `validate` checks the values, so a bad value stops the run before any data is loaded, with one
+sentence that names the key, the value and what would be accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from facebias.errors import ConfigError
+
+TRAINABLE_PARTS: tuple[str, ...] = ("all", "head", "backbone")
+PREPROCESSINGS: tuple[str, ...] = ("unit", "vggface2", "inception")
+BACKBONE_NAMES: tuple[str, ...] = ("small_cnn", "resnet50", "inception_resnet_v2")
+WEIGHTING_NAMES: tuple[str, ...] = ("none", "group")
+
+
+@dataclass
+class SyntheticDataConfig:
+    """The embedded synthetic dataset (facebias.data.synthetic)."""
+
+    name: str = "synthetic"
+    n_train: int = 4065
+    n_valid: int = 1482
+    n_test: int = 1978
+    image_size: int = 64
+    seed: int = 0
+    cache_dir: str | None = None
+
+
+@dataclass
+class BackboneConfig:
+    """A feature extractor: registry name, input size, preprocessing and optional pretrained weights."""
+
+    name: str = MISSING
+    input_size: int = 64
+    preprocessing: str = "unit"
+    weights: str | None = None
+    widths: list[int] = field(default_factory=list)
+
+
+@dataclass
+class HeadConfig:
+    """The regression head: Dropout(dropout) → Dense(h, ReLU) for h in hidden_units → Dense(1, sigmoid)."""
+
+    name: str = MISSING
+    dropout: float = 0.0
+    hidden_units: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StageConfig:
+    """One fine-tuning stage: which part trains, with which learning rate, for how long."""
+
+    trainable: str = "all"
+    lr: float = 1e-5
+    max_epochs: int = 50
+    patience: int = 5
+    batch_size: int = 32
+
+
+@dataclass
+class ScheduleConfig:
+    """A schedule is a list of stages, run in order by one generic loop."""
+
+    name: str = MISSING
+    stages: list[StageConfig] = field(default_factory=list)
+
+
+@dataclass
+class WeightingConfig:
+    """Per-sample loss weighting: `none` or the study's 78-group class weights (`group`)."""
+
+    name: str = "group"
+
+
+@dataclass
+class TrackingConfig:
+    """Where MLflow records. `uri: null` → SQLite at <original cwd>/<store_dir>/mlflow.db (MLFLOW_TRACKING_URI wins)."""
+
+    enabled: bool = True
+    uri: str | None = None
+    store_dir: str = "mlruns"
+    experiment: str = "facebias"
+
+
+@dataclass
+class TrainerConfig:
+    """How training runs; the `smoke` option caps epochs, batches, sizes and evaluation for seconds-long runs."""
+
+    name: str = "default"
+    verbose: str = "auto"
+    deterministic: bool = False
+    max_epochs_cap: int | None = None
+    max_train_batches: int | None = None
+    max_batch_size: int | None = None
+    max_input_size: int | None = None
+    max_eval_samples: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """A whole run, composed by Hydra from one option of every config group."""
+
+    seed: int = 0
+    description: str = ""
+    data: Any = MISSING
+    backbone: BackboneConfig = MISSING
+    head: HeadConfig = MISSING
+    schedule: ScheduleConfig = MISSING
+    weighting: WeightingConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    trainer: TrainerConfig = MISSING
+
+
+def register_configs() -> None:
+    """Register the schema nodes that conf/*.yaml extend through their defaults lists."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_positive_optional(value: int | None, key: str) -> None:
+    _check(value is None or value >= 1, f"{key}={value} is invalid: use a whole number >= 1, or null for no cap.")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every value a type cannot express; raise ConfigError naming the key, value and accepted range."""
+    _check(config.seed >= 0, f"seed={config.seed} is invalid: use a whole number >= 0.")
+    backbone = config.backbone
+    _check(backbone.name in BACKBONE_NAMES, f"backbone.name={backbone.name!r} is unknown; accepted: "
+           f"{', '.join(BACKBONE_NAMES)}.")
+    _check(backbone.input_size >= 32, f"backbone.input_size={backbone.input_size} is too small: use 32 or more.")
+    _check(backbone.preprocessing in PREPROCESSINGS, f"backbone.preprocessing={backbone.preprocessing!r} is "
+           f"unknown; accepted: {', '.join(PREPROCESSINGS)}.")
+    head = config.head
+    _check(0.0 <= head.dropout < 1.0, f"head.dropout={head.dropout} is invalid: use a rate in [0, 1).")
+    for index, units in enumerate(head.hidden_units):
+        _check(units >= 1, f"head.hidden_units[{index}]={units} is invalid: use whole numbers >= 1.")
+    stages = config.schedule.stages
+    _check(len(stages) > 0, f"schedule {config.schedule.name!r} has no stages: give schedule.stages at least "
+           "one stage (trainable, lr, max_epochs, patience, batch_size).")
+    for index, stage in enumerate(stages):
+        key = f"schedule.stages[{index}]"
+        _check(stage.trainable in TRAINABLE_PARTS, f"{key}.trainable={stage.trainable!r} is unknown; accepted: "
+               f"{', '.join(TRAINABLE_PARTS)}.")
+        _check(stage.lr > 0, f"{key}.lr={stage.lr} is invalid: the learning rate must be > 0 (e.g. 1e-4).")
+        _check(stage.max_epochs >= 1, f"{key}.max_epochs={stage.max_epochs} is invalid: use a whole number >= 1.")
+        _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid: use a whole number >= 0.")
+        _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid: use a whole number >= 1.")
+    _check(config.weighting.name in WEIGHTING_NAMES, f"weighting.name={config.weighting.name!r} is unknown; "
+           f"accepted: {', '.join(WEIGHTING_NAMES)}.")
+    _check(bool(config.tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
+    trainer = config.trainer
+    for key in ("max_epochs_cap", "max_train_batches", "max_batch_size", "max_eval_samples"):
+        _check_positive_optional(getattr(trainer, key), f"trainer.{key}")
+    _check(trainer.max_input_size is None or trainer.max_input_size >= 32,
+           f"trainer.max_input_size={trainer.max_input_size} is invalid: use 32 or more, or null for no cap.")
+    _check(trainer.verbose in ("auto", "0", "1", "2"), f"trainer.verbose={trainer.verbose!r} is invalid; "
+           "accepted: auto, 0, 1, 2.")
+    return config
+
+
+def to_train_config(cfg: DictConfig) -> TrainConfig:
+    """Convert a composed config to the typed schema and validate it (ConfigError on any bad value)."""
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None)
+        raise ConfigError(f"invalid configuration value{f' at {key}' if key else ''}: {error.msg}") from error
+    if not isinstance(config, TrainConfig):
+        raise ConfigError("the composed config does not follow the train schema: compose it from conf/train.yaml.")
+    return validate(config)

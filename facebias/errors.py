@@ -1,0 +1,21 @@
+"""User-facing errors: each carries one sentence that names the thing at fault and what would be accepted."""
+
+
+class FacebiasError(Exception):
+    """Base of every error meant to be read by a person rather than debugged."""
+
+
+class ConfigError(FacebiasError, ValueError):
+    """A configuration value is invalid."""
+
+
+class DataError(FacebiasError):
+    """A data source is missing, malformed or inconsistent."""
+
+
+class WeightsError(FacebiasError):
+    """Pretrained weights are missing or do not fit the model."""
+
+
+class TrackingError(FacebiasError):
+    """The MLflow tracking store cannot be reached or used."""

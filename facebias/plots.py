@@ -1,0 +1,58 @@
+"""Matplotlib figures of a run: learning curves with stage boundaries, per-group MAE bars (no MLflow, no TF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def plot_learning_curves(history: pd.DataFrame, stage_epochs: list[int], path: Path) -> Path:
+    """Loss and MAE (years) per global epoch, train and validation, with dashed lines at stage boundaries.
+
+    `history` has one row per global epoch (1-based column `epoch`) and columns loss, val_loss, mae, val_mae.
+    """
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric, label in ((axes[0], "loss", "weighted MSE loss"), (axes[1], "mae", "MAE (years)")):
+        for column, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if column in history:
+                axis.plot(history["epoch"], history[column], style, marker="o", markersize=3, label=column)
+        boundary = 0
+        for stage, epochs in enumerate(stage_epochs[:-1], start=1):
+            boundary += epochs
+            axis.axvline(boundary + 0.5, color="grey", linestyle=":", linewidth=1)
+            axis.text(boundary + 0.5, 1.0, f" end of stage {stage}", transform=axis.get_xaxis_transform(),
+                      fontsize=8, va="top", color="grey")
+        axis.set_xlabel("epoch (all stages)")
+        axis.set_ylabel(label)
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.suptitle("Learning curves")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_group_mae(groups: pd.DataFrame, split: str, path: Path) -> Path:
+    """One bar chart per attribute of the per-group MAE (years), with sample counts on the bars."""
+    attributes = list(dict.fromkeys(groups["attribute"]))
+    figure, axes = plt.subplots(1, len(attributes), figsize=(4 * len(attributes), 4), sharey=True)
+    for axis, attribute in zip(axes, attributes, strict=True):
+        rows = groups[groups["attribute"] == attribute]
+        bars = axis.bar(rows["group"], rows["mae"].fillna(0.0), color="tab:blue")
+        for bar, count in zip(bars, rows["count"], strict=True):
+            axis.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"n={count}", ha="center",
+                      va="bottom", fontsize=8)
+        axis.set_title(attribute)
+        axis.tick_params(axis="x", rotation=30)
+    axes[0].set_ylabel(f"MAE on {split} (years)")
+    figure.suptitle(f"MAE per group ({split} split)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

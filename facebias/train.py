@@ -1,0 +1,128 @@
+"""Entry point: `python -m facebias.train [group=option ...]` — compose → build → run stages → evaluate → log.
+
+Heavy libraries (TensorFlow, MLflow) are imported only once a run really starts, so `--help` and
+`--cfg job` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from facebias.config import TrainConfig, register_configs, to_train_config
+from facebias.errors import FacebiasError
+
+register_configs()
+
+SUMMARY_METRICS: tuple[str, ...] = ("mae", "age_bias", "gender_bias", "ethnicity_bias", "expression_bias")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced: its MLflow run id, final metrics, output folder and how to view it."""
+
+    run_id: str
+    metrics: dict[str, float]
+    output_dir: Path
+    view_hint: str
+
+
+def run_name(config: TrainConfig) -> str:
+    """E.g. `resnet50-mlp-three_stage-group`, from the chosen options."""
+    return f"{config.backbone.name}-{config.head.name}-{config.schedule.name}-{config.weighting.name}"
+
+
+def run_tags(config: TrainConfig, choices: Mapping[str, str | None]) -> dict[str, str]:
+    """One tag per config-group choice (hydra.runtime.choices), plus the seed and the description."""
+    tags = {f"facebias.{group}": str(option) for group, option in choices.items() if not group.startswith("hydra")}
+    tags["facebias.seed"] = str(config.seed)
+    if config.description:
+        tags["mlflow.note.content"] = config.description
+    return tags
+
+
+def train(
+    config: TrainConfig,
+    resolved: dict[str, Any],
+    output_dir: Path,
+    base_dir: Path,
+    choices: Mapping[str, str | None],
+) -> RunResult:
+    """Train and evaluate one composed run, recording everything in one MLflow run."""
+    from facebias.artifacts import write_run_artifacts
+    from facebias.data.sources import load_dataset
+    from facebias.models.assemble import build_model
+    from facebias.runtime import effective_input_size, evaluate_model, seed_everything
+    from facebias.tracking import flatten_params, tracked_run
+    from facebias.training.history import CurveHistory
+    from facebias.training.loop import run_schedule
+    from facebias.training.schedule import plan_stages
+    from facebias.training.weighting import sample_weights
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    params = flatten_params(resolved)
+    with tracked_run(config.tracking, base_dir, output_dir, run_name(config), run_tags(config, choices),
+                     params) as recorder:
+        seed_everything(config.seed, config.trainer.deterministic)
+        dataset = load_dataset(config.data)
+        recorder.set_tags({"facebias.dataset_digest": dataset.digest()})
+        input_size = effective_input_size(config.backbone, config.trainer)
+        model = build_model(config.backbone, config.head, dataset.image_size, input_size)
+        weights = sample_weights(config.weighting.name, dataset.train.attributes)
+        limit = config.trainer.max_eval_samples
+        valid = dataset.valid.images[:limit], dataset.valid.ages[:limit] / 100.0
+        history = CurveHistory(recorder.log_metrics)
+        stages = plan_stages(config.schedule.stages, config.trainer)
+        train_data = dataset.train.images, dataset.train.ages / 100.0, weights
+        verbose = config.trainer.verbose if config.trainer.verbose == "auto" else int(config.trainer.verbose)
+        stage_epochs = run_schedule(model, stages, train_data, valid, history.record, verbose)
+        recorder.log_metrics({f"stage{i}/epochs": n for i, n in enumerate(stage_epochs, start=1)})
+        evaluations = evaluate_model(model, dataset, limit)
+        metrics = {}
+        for evaluation in evaluations:
+            metrics.update(evaluation.flat_metrics())
+        recorder.log_metrics(metrics)
+        artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
+        recorder.log_artifacts(artifacts)
+    return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
+
+
+def print_summary(result: RunResult) -> None:
+    """The headline metrics, the run id and how to look at the run."""
+    print("\n== facebias run finished ==")
+    for split in ("val", "test"):
+        values = ", ".join(f"{name} {result.metrics[f'{split}/{name}']:.3f}" for name in SUMMARY_METRICS)
+        print(f"{split:>4}: {values}")
+    print(f"run id: {result.run_id}")
+    print(f"outputs: {result.output_dir}")
+    print(f"view it: {result.view_hint}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra task: validate the config, train, print the summary; returns the test MAE (for sweepers)."""
+    hydra_config = HydraConfig.get()
+    try:
+        config = to_train_config(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        result = train(config, resolved, Path(hydra_config.runtime.output_dir), Path(hydra.utils.get_original_cwd()),
+                       dict(hydra_config.runtime.choices))
+    except FacebiasError as error:
+        if hydra_config.mode == RunMode.MULTIRUN:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
+    print_summary(result)
+    return result.metrics["test/mae"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training: stage planning and sample weighting (pure), and the generic stage loop (TensorFlow)."""

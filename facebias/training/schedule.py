@@ -1,0 +1,55 @@
+"""Stage planning (pure): what each stage trains and the effective epochs/batch size after quick-mode caps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from facebias.config import StageConfig, TrainerConfig
+
+TRAINABLE_PARTS: dict[str, dict[str, bool]] = {
+    "all": {"backbone": True, "head": True},
+    "head": {"backbone": False, "head": True},
+    "backbone": {"backbone": True, "head": False},
+}
+"""`trainable` value → which of the model's parts (sub-models) train in that stage."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage as it will run: 1-based index, trainable parts, optimiser and stopping settings."""
+
+    index: int
+    trainable: str
+    lr: float
+    max_epochs: int
+    patience: int
+    batch_size: int
+    max_train_batches: int | None
+
+    @property
+    def parts(self) -> dict[str, bool]:
+        return TRAINABLE_PARTS[self.trainable]
+
+    @property
+    def prefix(self) -> str:
+        return f"stage{self.index}"
+
+
+def _capped(value: int, cap: int | None) -> int:
+    return value if cap is None else min(value, cap)
+
+
+def plan_stages(stages: list[StageConfig], trainer: TrainerConfig) -> list[StagePlan]:
+    """The stages in order, with the trainer's caps (quick mode) applied."""
+    return [
+        StagePlan(
+            index=index,
+            trainable=stage.trainable,
+            lr=stage.lr,
+            max_epochs=_capped(stage.max_epochs, trainer.max_epochs_cap),
+            patience=stage.patience,
+            batch_size=_capped(stage.batch_size, trainer.max_batch_size),
+            max_train_batches=trainer.max_train_batches,
+        )
+        for index, stage in enumerate(stages, start=1)
+    ]

@@ -1,0 +1,101 @@
+"""Every config option composes into the schema, and every bad value fails with one clear sentence."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from conftest import CONF_DIR, compose_train
+
+from facebias.config import TrainConfig, to_train_config
+from facebias.errors import ConfigError
+
+
+def _options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+
+
+GROUPS = ("data", "backbone", "head", "schedule", "weighting", "tracking", "trainer")
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
+    options = _options(group)
+    assert options, f"conf/{group}/ has no option"
+    for option in options:
+        config = to_train_config(compose_train([f"{group}={option}"]))
+        assert isinstance(config, TrainConfig)
+
+
+def test_model_and_schedule_combinations_compose() -> None:
+    for backbone, head, schedule in itertools.product(_options("backbone"), _options("head"), _options("schedule")):
+        config = to_train_config(compose_train([f"backbone={backbone}", f"head={head}", f"schedule={schedule}"]))
+        assert (config.backbone.name, config.head.name, config.schedule.name) == (backbone, head, schedule)
+
+
+def test_schedules_are_the_studys() -> None:
+    expected = {
+        "one_stage": [("all", 1e-5)],
+        "two_stage": [("head", 1e-4), ("all", 1e-5)],
+        "three_stage": [("head", 1e-4), ("backbone", 1e-5), ("all", 1e-5)],
+    }
+    for name, stages in expected.items():
+        config = to_train_config(compose_train([f"schedule={name}"]))
+        assert [(s.trainable, s.lr) for s in config.schedule.stages] == stages
+        assert all((s.max_epochs, s.patience, s.batch_size) == (50, 5, 32) for s in config.schedule.stages)
+
+
+def test_heads_are_the_studys() -> None:
+    linear = to_train_config(compose_train(["head=linear"])).head
+    mlp = to_train_config(compose_train(["head=mlp"])).head
+    assert (linear.dropout, linear.hidden_units) == (0.0, [])
+    assert (mlp.dropout, mlp.hidden_units) == (0.5, [128, 32])
+
+
+BAD_VALUES = [
+    (["schedule.stages.0.lr=-0.001"], "schedule.stages[0].lr=-0.001 is invalid: the learning rate must be > 0"),
+    (["schedule.stages.0.lr=0"], "schedule.stages[0].lr=0.0 is invalid"),
+    (["schedule=two_stage", "schedule.stages.1.trainable=neck"], "schedule.stages[1].trainable='neck' is unknown"),
+    (["schedule.stages.0.batch_size=0"], "schedule.stages[0].batch_size=0 is invalid: use a whole number >= 1"),
+    (["schedule.stages.0.max_epochs=0"], "schedule.stages[0].max_epochs=0 is invalid"),
+    (["schedule.stages.0.patience=-1"], "schedule.stages[0].patience=-1 is invalid"),
+    (["schedule.stages=[]"], "schedule 'from_scratch' has no stages"),
+    (["head.dropout=1.5"], "head.dropout=1.5 is invalid"),
+    (["backbone.input_size=16"], "backbone.input_size=16 is too small"),
+    (["backbone.preprocessing=zscore"], "backbone.preprocessing='zscore' is unknown"),
+    (["weighting.name=inverse"], "weighting.name='inverse' is unknown"),
+    (["seed=-3"], "seed=-3 is invalid"),
+    (["trainer.max_train_batches=0"], "trainer.max_train_batches=0 is invalid"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_VALUES)
+def test_bad_values_fail_with_one_sentence(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        to_train_config(compose_train(overrides))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_wrong_type_is_rejected_while_composing() -> None:
+    with pytest.raises(Exception, match="lr"):
+        compose_train(["schedule.stages.0.lr=fast"])
+
+
+def test_a_new_schedule_needs_only_a_yaml_file(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    for source in CONF_DIR.rglob("*.yaml"):
+        target = conf / source.relative_to(CONF_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.read_text())
+    (conf / "schedule" / "warmup_then_all.yaml").write_text(
+        "name: warmup_then_all\nstages:\n"
+        "  - {trainable: head, lr: 3.0e-4, max_epochs: 2, patience: 1, batch_size: 16}\n"
+        "  - {trainable: all, lr: 1.0e-5, max_epochs: 4, patience: 2, batch_size: 16}\n"
+    )
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        config = to_train_config(compose(config_name="train", overrides=["schedule=warmup_then_all"]))
+    assert [s.trainable for s in config.schedule.stages] == ["head", "all"]

@@ -1,0 +1,40 @@
+"""Group class weights: the 96-group key, the formula N / (2 · n_g), training split only."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from facebias.training.weighting import group_keys, group_weights, sample_weights
+
+
+def _frame() -> pd.DataFrame:
+    rows = [("male", "asian", "<20", "happy")] * 3 + [("female", "caucasian", "20-39", "neutral")] * 1
+    rows += [("female", "caucasian", "20-39", "other")] * 4
+    return pd.DataFrame(rows, columns=["gender", "ethnicity", "age_group", "expression"])
+
+
+def test_group_weights_formula_and_count() -> None:
+    weights = group_weights(_frame())
+    assert len(weights) == 3
+    assert weights["male|asian|<20|happy"] == pytest.approx(8 / (2 * 3))
+    assert weights["female|caucasian|20-39|neutral"] == pytest.approx(8 / (2 * 1))
+    assert weights["female|caucasian|20-39|other"] == pytest.approx(8 / (2 * 4))
+
+
+def test_sample_weights_follow_each_rows_group() -> None:
+    weights = sample_weights("group", _frame())
+    assert weights.tolist() == pytest.approx([8 / 6] * 3 + [4.0] + [1.0] * 4)
+    # every group carries the same total weight N / 2
+    assert weights[:3].sum() == pytest.approx(weights[3:4].sum()) == pytest.approx(weights[4:].sum())
+
+
+def test_no_weighting_and_unknown_method() -> None:
+    assert sample_weights("none", _frame()) is None
+    with pytest.raises(ValueError, match="accepted"):
+        sample_weights("inverse", _frame())
+
+
+def test_group_key_needs_every_column() -> None:
+    with pytest.raises(ValueError, match="age_group"):
+        group_keys(_frame().drop(columns="age_group"))
