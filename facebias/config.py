@@ -111,6 +111,7 @@ class TrainConfig:
 
     seed: int = 0
     description: str = ""
+    pretrained: dict[str, str | None] = field(default_factory=dict)
     data: Any = MISSING
     backbone: BackboneConfig = MISSING
     head: HeadConfig = MISSING

@@ -51,7 +51,7 @@ def test_head_stage_changes_only_the_head_and_freezes_batch_norm_statistics() ->
 
 
 def test_backbone_stage_changes_only_the_backbone() -> None:
-    backbone_changed, head_changed, model = _run("backbone")
+    backbone_changed, head_changed, _ = _run("backbone")
     assert head_changed == set()
     assert any("moving_mean" in name for name in backbone_changed), "batch norm of a trained backbone must update"
     assert any("kernel" in name for name in backbone_changed)
@@ -94,5 +94,5 @@ def test_non_finite_loss_stops_with_stage_epoch_and_hint() -> None:
     images, targets = _data()
     targets[0] = np.nan
     stage = plan_stages([StageConfig(trainable="all", lr=1e-3, max_epochs=3, batch_size=48)], TrainerConfig())[0]
-    with pytest.raises(NonFiniteLossError, match="stage 1, epoch 1.*lower learning rate"):
+    with pytest.raises(NonFiniteLossError, match=r"stage 1, epoch 1.*lower learning rate"):
         run_stage(model, stage, (images, targets, None), (images[:16], targets[:16]), 0, lambda m, s: None, 0)

@@ -8,20 +8,19 @@ import keras
 from keras import layers
 
 MIN_INPUT_SIZE = 32
-DEFAULT_WIDTHS: tuple[int, ...] = (32, 64, 96, 128)
+DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 64, 128)
 
 
 def build(input_size: int, weights: str | None, widths: Sequence[int] = DEFAULT_WIDTHS) -> keras.Model:
-    """Conv(3x3)-BN-ReLU twice then max-pool, per width; global average pooling → features of size widths[-1]."""
+    """Conv(3x3)-BN-ReLU then 2x2 max-pool, per width; global average pooling → features of size widths[-1]."""
     if weights is not None:
         raise ValueError("small_cnn trains from scratch and has no pretrained weights: set backbone.weights=null")
     inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
     x = inputs
     for block, width in enumerate(widths or DEFAULT_WIDTHS, start=1):
-        for conv in (1, 2):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_conv{conv}_bn")(x)
-            x = layers.ReLU(name=f"block{block}_conv{conv}_relu")(x)
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, features, name="backbone")
