@@ -112,6 +112,7 @@ class TrainConfig:
     seed: int = 0
     description: str = ""
     pretrained: dict[str, str | None] = field(default_factory=dict)
+    sweep_name: str = "sweep"
     data: Any = MISSING
     backbone: BackboneConfig = MISSING
     head: HeadConfig = MISSING

@@ -10,7 +10,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,15 +75,19 @@ def flatten_params(resolved: Mapping[str, Any], prefix: str = "") -> dict[str, s
     return flat
 
 
-def _retry(action, what: str, attempts: int = 8):
-    """Run `action`, retrying with backoff on SQLite's transient 'database is locked'."""
+TRANSIENT_STORE_ERRORS: tuple[str, ...] = ("database is locked", "already exists")
+"""SQLite errors of several processes using one store at once: a lock, or two processes creating its tables."""
+
+
+def _retry(action, what: str, attempts: int = 10):
+    """Run `action`, retrying with backoff on the transient errors of a shared SQLite store."""
     for attempt in range(attempts):
         try:
             return action()
         except Exception as error:
-            if "database is locked" not in str(error) or attempt == attempts - 1:
+            if not any(marker in str(error) for marker in TRANSIENT_STORE_ERRORS) or attempt == attempts - 1:
                 raise
-            time.sleep(0.2 * 2**attempt)
+            time.sleep(min(0.1 * 2**attempt, 5.0))
     raise TrackingError(f"could not {what}")
 
 
@@ -168,23 +172,21 @@ def _experiment_id(client, name: str, artifact_location: str | None) -> str:
     try:
         return client.create_experiment(name, artifact_location=artifact_location)
     except MlflowException:
-        experiment = client.get_experiment_by_name(name)
+        experiment = _retry(lambda: client.get_experiment_by_name(name), "look up the experiment")
         if experiment is None:
             raise
         return experiment.experiment_id
 
 
-def open_mlflow_run(
-    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
-) -> MlflowRecorder:
-    """Connect to the store, get or create the experiment, and start a RUNNING run."""
+def connect(config: TrackingConfig, base_dir: Path):
+    """An MlflowClient on the configured store and the id of the configured experiment (created if needed)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     tracking_uri = resolve_tracking_uri(config, base_dir)
     mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
     try:
+        client = _retry(lambda: MlflowClient(tracking_uri), "open the tracking store")
         experiment_id = _experiment_id(
             client, config.experiment, default_artifact_location(config, base_dir, tracking_uri)
         )
@@ -192,6 +194,14 @@ def open_mlflow_run(
         raise
     except Exception as error:
         raise TrackingError(f"cannot use the MLflow tracking store {tracking_uri}: {error}") from error
+    return client, tracking_uri, experiment_id
+
+
+def open_mlflow_run(
+    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+) -> MlflowRecorder:
+    """Connect to the store, get or create the experiment, and start a RUNNING run."""
+    client, tracking_uri, experiment_id = connect(config, base_dir)
     all_tags = dict(tags)
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
@@ -214,12 +224,18 @@ def tracked_run(
     tags: Mapping[str, str],
     params: Mapping[str, str],
     parent_run_id: str | None = None,
+    on_open: Callable[[str], None] | None = None,
 ) -> Iterator[Recorder]:
-    """A run that always ends: FINISHED on success, KILLED on Ctrl-C, FAILED (error logged) on any error."""
+    """A run that always ends: FINISHED on success, KILLED on Ctrl-C, FAILED (error logged) on any error.
+
+    `on_open(run_id)` is called as soon as the run exists.
+    """
     if not config.enabled:
         yield LocalRecorder(output_dir)
         return
     recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id)
+    if on_open is not None:
+        on_open(recorder.run_id)
     try:
         recorder.log_params(params)
         yield recorder
@@ -237,3 +253,123 @@ def tracked_run(
         raise
     else:
         recorder.terminate("FINISHED")
+
+
+SWEEP_ROLE_TAG = "facebias.role"
+SWEEP_KEY_TAG = "facebias.sweep_key"
+
+
+def store_uri(tracking_uri: str | None, base_dir: Path, store_dir: str = "mlruns") -> str:
+    """The tracking URI a command-line tool should read: the given one, MLFLOW_TRACKING_URI, or the default store."""
+    return tracking_uri or resolve_tracking_uri(TrackingConfig(store_dir=store_dir), base_dir)
+
+
+def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | None = None):
+    """The parent run of a sweep (the given one, else the most recent) and its children as a DataFrame.
+
+    Returns `(parent_run, children)`; `children` has mlflow.search_runs' columns (run_id, status, tags.*,
+    params.*, metrics.*). Raises TrackingError with a clear sentence when there is nothing to read.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = _retry(lambda: MlflowClient(tracking_uri), "open the tracking store")
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise TrackingError(f"no MLflow experiment named {experiment!r} in {tracking_uri}: run a sweep first, or "
+                            "name the experiment with --experiment.")
+    if parent_run_id:
+        try:
+            parent = client.get_run(parent_run_id)
+        except MlflowException as error:
+            raise TrackingError(f"no run {parent_run_id!r} in {tracking_uri}.") from error
+    else:
+        parents = client.search_runs(
+            [found.experiment_id], f"tags.`{SWEEP_ROLE_TAG}` = 'sweep'", order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not parents:
+            raise TrackingError(f"no sweep found in experiment {experiment!r} of {tracking_uri}: run one with "
+                                "`python -m facebias.train -m 'experiment=glob(exp*)'`, or pass --parent RUN_ID.")
+        parent = parents[0]
+    children = mlflow.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )
+    return parent, children
+
+
+def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+    """Log every file of `folder` as artifacts of run `run_id`."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    _retry(lambda: client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
+
+
+def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, key: str, tags: Mapping[str, str]) -> str:
+    """The parent run of a sweep: the latest one with the same sweep key (resumed, RUNNING again), else a new one."""
+    client, _, experiment_id = connect(config, base_dir)
+    found = _retry(
+        lambda: client.search_runs(
+            [experiment_id], f"tags.`{SWEEP_KEY_TAG}` = '{key}'", order_by=["attributes.start_time DESC"],
+            max_results=1,
+        ),
+        "look up the sweep",
+    )
+    all_tags = {**tags, SWEEP_ROLE_TAG: "sweep", SWEEP_KEY_TAG: key}
+    if found:
+        run_id = found[0].info.run_id
+        _retry(lambda: client.update_run(run_id, status="RUNNING"), "reopen the sweep run")
+        _retry(lambda: client.delete_tag(run_id, "facebias.failed_jobs"), "reset the sweep run") if (
+            "facebias.failed_jobs" in found[0].data.tags
+        ) else None
+        MlflowRecorder(client, run_id, "", experiment_id).set_tags({**all_tags, "facebias.resumed": "true"})
+        return run_id
+    run = _retry(lambda: client.create_run(experiment_id, run_name=name, tags=all_tags), "create the sweep run")
+    return run.info.run_id
+
+
+def finished_child(config: TrackingConfig, base_dir: Path, parent_run_id: str, fingerprint: str):
+    """The FINISHED child run of `parent_run_id` with this config fingerprint, or None."""
+    client, _, experiment_id = connect(config, base_dir)
+    runs = _retry(
+        lambda: client.search_runs(
+            [experiment_id],
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`facebias.config_fingerprint` = "
+            f"'{fingerprint}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        ),
+        "look up finished jobs",
+    )
+    return runs[0] if runs else None
+
+
+def record_failed_run(
+    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str, error: str
+) -> str:
+    """A FAILED child run for a job that failed before its own run existed (e.g. a bad value for that job)."""
+    recorder = open_mlflow_run(config, base_dir, run_name, {**tags, "error": error[:MAX_TAG_LENGTH]}, parent_run_id)
+    recorder.terminate("FAILED")
+    return recorder.run_id
+
+
+def child_statuses(config: TrackingConfig, base_dir: Path, parent_run_id: str) -> dict[str, str]:
+    """Run id → status of every child of a sweep's parent run."""
+    client, _, experiment_id = connect(config, base_dir)
+    runs = _retry(
+        lambda: client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'"),
+        "list the sweep's runs",
+    )
+    return {run.info.run_id: run.info.status for run in runs}
+
+
+def finish_sweep_parent(config: TrackingConfig, base_dir: Path, parent_run_id: str, status: str,
+                        tags: Mapping[str, str]) -> None:
+    """Tag the sweep's parent run and end it with `status`."""
+    client, tracking_uri, experiment_id = connect(config, base_dir)
+    recorder = MlflowRecorder(client, parent_run_id, tracking_uri, experiment_id)
+    if tags:
+        recorder.set_tags(tags)
+    recorder.terminate(status)

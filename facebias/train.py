@@ -6,9 +6,11 @@ Heavy libraries (TensorFlow, MLflow) are imported only once a run really starts,
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +53,19 @@ def run_tags(config: TrainConfig, choices: Mapping[str, str | None]) -> dict[str
 
 def train(
     config: TrainConfig,
+    *,
     resolved: dict[str, Any],
     output_dir: Path,
     base_dir: Path,
     choices: Mapping[str, str | None],
+    parent_run_id: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+    on_run_open: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Train and evaluate one composed run, recording everything in one MLflow run."""
+    """Train and evaluate one composed run, recording everything in one MLflow run.
+
+    In a sweep, the run is a child of `parent_run_id` and carries `extra_tags` (job number, fingerprint).
+    """
     from facebias.artifacts import write_run_artifacts
     from facebias.data.sources import load_dataset
     from facebias.models.assemble import build_model
@@ -69,8 +78,9 @@ def train(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     params = flatten_params(resolved)
-    with tracked_run(config.tracking, base_dir, output_dir, run_name(config), run_tags(config, choices),
-                     params) as recorder:
+    tags = {**run_tags(config, choices), **(extra_tags or {})}
+    with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
+                     on_run_open) as recorder:
         seed_everything(config.seed, config.trainer.deterministic)
         dataset = load_dataset(config.data)
         recorder.set_tags({"facebias.dataset_digest": dataset.digest()})
@@ -107,17 +117,27 @@ def print_summary(result: RunResult) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     """Hydra task: validate the config, train, print the summary; returns the test MAE (for sweepers)."""
+    logging.captureWarnings(True)
     hydra_config = HydraConfig.get()
+    choices = dict(hydra_config.runtime.choices)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
+                  base_dir=Path(hydra.utils.get_original_cwd()), choices=choices)
+    if hydra_config.mode == RunMode.MULTIRUN:
+        from facebias.sweep import run_sweep_job
+
+        try:
+            config: TrainConfig | FacebiasError = to_train_config(cfg)
+        except FacebiasError as error:
+            config = error
+        name = "-".join(str(choices.get(group)) for group in ("backbone", "head", "schedule", "weighting"))
+        tags = run_tags(config, choices) if isinstance(config, TrainConfig) else {}
+        return run_sweep_job(config, resolved, hydra_config, run, name, tags)
     try:
-        config = to_train_config(cfg)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        result = train(config, resolved, Path(hydra_config.runtime.output_dir), Path(hydra.utils.get_original_cwd()),
-                       dict(hydra_config.runtime.choices))
+        result = run(to_train_config(cfg))
     except FacebiasError as error:
-        if hydra_config.mode == RunMode.MULTIRUN:
-            raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
     print_summary(result)

@@ -1,0 +1,195 @@
+"""Sweeps: one MLflow parent run per multirun with every job as its child, resumable by config fingerprint.
+
+`SweepTracking` is a Hydra callback (registered in conf/train.yaml). At the start of a multirun it opens the
+parent run — or reopens the parent of an earlier run of the same sweep command, so an interrupted sweep resumes —
+and writes its id into the sweep folder, where every job (in whatever process the launcher starts) finds it.
+Each job skips itself when a FINISHED child with the same config fingerprint exists, records its outcome in the
+sweep folder and never raises, so one failing job does not stop the others. At the end the parent gets the
+results table and is marked FINISHED, or FAILED with the failing jobs named.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import shlex
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from facebias.config import TrackingConfig
+from facebias.errors import FacebiasError
+
+log = logging.getLogger(__name__)
+
+PARENT_FILE = "facebias_sweep.json"
+JOBS_FOLDER = "facebias_jobs"
+
+
+def sweep_key(task_overrides: list[str], experiment: str) -> str:
+    """Identifies a sweep command: the same overrides (in any order) in the same MLflow experiment."""
+    text = json.dumps({"overrides": sorted(task_overrides), "experiment": experiment})
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def config_fingerprint(resolved: Mapping[str, Any]) -> str:
+    """Identifies what a job computes: its whole resolved config."""
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _tracking_config(config: DictConfig) -> TrackingConfig:
+    return TrackingConfig(**OmegaConf.to_container(config.tracking, resolve=True))
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What one job of a sweep ended with, as written to <sweep dir>/facebias_jobs/<num>.json."""
+
+    num: int
+    overrides: list[str]
+    status: str
+    run_id: str | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        overrides = " ".join(o for o in self.overrides if not o.startswith("hydra.")) or "(no overrides)"
+        return f"job {self.num} ({overrides}): {self.error}"
+
+
+def _write_outcome(sweep_dir: Path, outcome: JobOutcome) -> None:
+    folder = sweep_dir / JOBS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{outcome.num}.json.tmp"
+    temporary.write_text(json.dumps(outcome.__dict__))
+    temporary.replace(folder / f"{outcome.num}.json")
+
+
+def read_outcomes(sweep_dir: Path) -> list[JobOutcome]:
+    """The outcomes the jobs of a sweep folder have written, by job number."""
+    files = sorted((sweep_dir / JOBS_FOLDER).glob("*.json"), key=lambda p: int(p.stem))
+    return [JobOutcome(**json.loads(path.read_text())) for path in files]
+
+
+class SweepTracking(Callback):
+    """Hydra callback: opens, and at the end closes, the MLflow parent run of a multirun."""
+
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.finished = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from facebias import tracking
+
+        tracking_config = _tracking_config(config)
+        if not tracking_config.enabled:
+            return
+        base_dir = Path.cwd()
+        sweep_dir = Path(config.hydra.sweep.dir)
+        task_overrides = list(config.hydra.overrides.task)
+        command = "python -m facebias.train " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+        tags = {"facebias.sweep_command": command, "facebias.sweep_dir": str(sweep_dir.resolve())}
+        name = str(config.get("sweep_name") or "sweep")
+        self.parent_run_id = tracking.open_sweep_parent(
+            tracking_config, base_dir, name, sweep_key(task_overrides, tracking_config.experiment), tags
+        )
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(json.dumps({"parent_run_id": self.parent_run_id}))
+        log.info("MLflow parent run of this sweep: %s (%s)", self.parent_run_id, name)
+        atexit.register(self._finish, tracking_config, base_dir, sweep_dir, False)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        tracking_config = _tracking_config(config)
+        if not tracking_config.enabled or self.parent_run_id is None:
+            return
+        failed = self._finish(tracking_config, Path.cwd(), Path(config.hydra.sweep.dir), True)
+        if failed:
+            summary = "; ".join(outcome.describe() for outcome in failed)
+            print(f"error: {len(failed)} job(s) of the sweep failed (the others ran): {summary}", file=sys.stderr)
+            # Hydra turns a callback's exception into a warning; the sweep command must still exit non-zero.
+            raise SystemExit(1)
+
+    def _finish(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path, completed: bool
+                ) -> list[JobOutcome]:
+        """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short)."""
+        from facebias import tracking
+
+        if self.finished or self.parent_run_id is None:
+            return []
+        self.finished = True
+        failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
+        tags = {"facebias.failed_jobs": "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
+        self._attach_report(tracking_config, base_dir, sweep_dir)
+        status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
+        tracking.finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
+        log.info("sweep parent run %s ended %s", self.parent_run_id, status)
+        return failed
+
+    def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
+        from facebias import tracking
+        from facebias.report import format_markdown, report_for_parent
+
+        uri = tracking.resolve_tracking_uri(tracking_config, base_dir)
+        try:
+            table = report_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "report")
+        except FacebiasError as error:
+            log.warning("no results table for this sweep: %s", error)
+            return
+        log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
+
+
+TrainFunction = Callable[..., Any]
+
+
+def run_sweep_job(
+    config: Any,
+    resolved: dict[str, Any],
+    hydra_config: Any,
+    train: TrainFunction,
+    run_name: str,
+    tags: Mapping[str, str],
+) -> float | None:
+    """Run one job of a sweep as a child of the sweep's parent run; never raises (the outcome is recorded).
+
+    `config` is the validated TrainConfig or the ConfigError that validation raised.
+    """
+    from facebias import tracking
+
+    sweep_dir = Path(hydra_config.sweep.dir)
+    num = int(hydra_config.job.num)
+    overrides = list(hydra_config.overrides.task)
+    parent_file = sweep_dir / PARENT_FILE
+    parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
+    fingerprint = config_fingerprint(resolved)
+    job_tags = {**tags, "facebias.job_num": str(num), "facebias.config_fingerprint": fingerprint}
+    opened: list[str] = []
+    try:
+        if isinstance(config, Exception):
+            raise config
+        if parent_run_id and config.tracking.enabled:
+            done = tracking.finished_child(config.tracking, Path.cwd(), parent_run_id, fingerprint)
+            if done is not None:
+                log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)
+                _write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
+                return done.data.metrics.get("test/mae")
+        result = train(config, parent_run_id=parent_run_id, extra_tags=job_tags, on_run_open=opened.append)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        log.error("job %d failed: %s", num, message)
+        if not opened and parent_run_id and resolved.get("tracking", {}).get("enabled"):
+            tracking_config = TrackingConfig(**resolved["tracking"])
+            opened.append(tracking.record_failed_run(tracking_config, Path.cwd(), run_name, job_tags, parent_run_id,
+                                                     message))
+        _write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
+        return None
+    _write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))
+    return result.metrics.get("test/mae")
