@@ -98,6 +98,7 @@ class TrainerConfig:
     name: str = "default"
     verbose: str = "auto"
     deterministic: bool = False
+    run_eagerly: bool = False
     max_epochs_cap: int | None = None
     max_train_batches: int | None = None
     max_batch_size: int | None = None

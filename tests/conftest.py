@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +26,38 @@ def compose_train(overrides: list[str] | None = None) -> DictConfig:
         return compose(config_name="train", overrides=overrides or [])
 
 
-@pytest.fixture(autouse=True)
-def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the user's cache and MLflow settings out of every test; share one data cache per session."""
-    monkeypatch.setenv("FACEBIAS_CACHE", str(tmp_path_factory.getbasetemp() / "facebias-cache"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    saved = {key: os.environ.get(key) for key in ("FACEBIAS_CACHE", "MLFLOW_TRACKING_URI")}
+    os.environ["FACEBIAS_CACHE"] = str(tmp_path_factory.getbasetemp() / "facebias-cache")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+QUICK_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
+"""Small synthetic splits for sweeps in tests."""
+
+
+def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `python -m facebias.train ARGS` in `cwd`, as a user would, and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "facebias.train", *args], cwd=cwd, capture_output=True, text=True,
+        env=os.environ.copy(), timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def quick_grid_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder in which the quick 8-experiment grid sweep has run: its store is <folder>/mlruns/mlflow.db."""
+    cwd = tmp_path_factory.mktemp("quick-grid")
+    result = run_facebias(cwd, "+sweep=paper_grid_quick", *QUICK_DATA, "hydra.sweeper.max_batch_size=2")
+    (cwd / "sweep.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        pytest.fail(f"the quick grid sweep failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return cwd

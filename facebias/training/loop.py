@@ -73,7 +73,8 @@ def run_stage(
 ) -> int:
     """Train one stage; early stopping on val_loss restores the stage's best weights. Returns epochs run."""
     set_trainable_parts(model, stage.parts)
-    model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss="mse", metrics=[mae_years])
+    model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss="mse", metrics=[mae_years],
+                  run_eagerly=stage.run_eagerly)
     images, targets, weights = train
     steps = None
     if stage.max_train_batches is not None:

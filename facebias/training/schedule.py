@@ -25,6 +25,7 @@ class StagePlan:
     patience: int
     batch_size: int
     max_train_batches: int | None
+    run_eagerly: bool = False
 
     @property
     def parts(self) -> dict[str, bool]:
@@ -50,6 +51,7 @@ def plan_stages(stages: list[StageConfig], trainer: TrainerConfig) -> list[Stage
             patience=stage.patience,
             batch_size=_capped(stage.batch_size, trainer.max_batch_size),
             max_train_batches=trainer.max_train_batches,
+            run_eagerly=trainer.run_eagerly,
         )
         for index, stage in enumerate(stages, start=1)
     ]

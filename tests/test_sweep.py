@@ -1,0 +1,139 @@
+"""Sweeps: the quick 8-experiment grid as one MLflow parent with 8 children, parallel jobs on one SQLite store,
+a failing job that does not stop the others, and resuming a sweep that trains only what is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import QUICK_DATA, run_facebias
+from mlflow.tracking import MlflowClient
+
+TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
+EXPERIMENTS = sorted(path.stem for path in (Path(__file__).parents[1] / "conf" / "experiment").glob("exp*.yaml"))
+
+
+def _client(cwd: Path) -> tuple[MlflowClient, str]:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    return client, client.get_experiment_by_name("facebias").experiment_id
+
+
+def _parents(cwd: Path) -> list:
+    client, experiment_id = _client(cwd)
+    return client.search_runs([experiment_id], "tags.`facebias.role` = 'sweep'", order_by=["attributes.start_time"])
+
+
+def _children(cwd: Path, parent_run_id: str) -> list:
+    client, experiment_id = _client(cwd)
+    return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def _outcomes(cwd: Path) -> dict[int, str]:
+    """Job number → outcome (finished / skipped / failed) of the latest sweep folder."""
+    sweep_dirs = sorted((cwd / "multirun").glob("*/*/facebias_jobs"))
+    return {int(p.stem): json.loads(p.read_text())["status"] for p in sweep_dirs[-1].glob("*.json")}
+
+
+def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
+    parents = _parents(quick_grid_store)
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_name == "paper_grid_quick"
+    assert parent.info.status == "FINISHED"
+    assert "+sweep=paper_grid_quick" in parent.data.tags["facebias.sweep_command"]
+    children = _children(quick_grid_store, parent.info.run_id)
+    assert sorted(c.data.tags["facebias.experiment"] for c in children) == EXPERIMENTS
+    assert sorted(int(c.data.tags["facebias.job_num"]) for c in children) == list(range(8))
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert all(metric in child.data.metrics for metric in TEST_METRICS)
+    by_experiment = {c.data.tags["facebias.experiment"]: c for c in children}
+    exp7 = by_experiment["exp7_resnet50_mlp_three_stage"]
+    assert (exp7.data.params["backbone.name"], exp7.data.params["head.name"]) == ("resnet50", "mlp")
+    assert [exp7.data.params[f"schedule.stage{k}.trainable"] for k in (1, 2, 3)] == ["head", "backbone", "all"]
+    assert by_experiment["exp2_irv2_linear_one_stage"].data.params["backbone.name"] == "inception_resnet_v2"
+
+
+def test_grid_parent_holds_the_results_table(quick_grid_store: Path) -> None:
+    client, _ = _client(quick_grid_store)
+    parent = _parents(quick_grid_store)[0]
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/results.md", "report/results.csv", "report/results.html", "report/results.png"} <= files
+    table = Path(client.download_artifacts(parent.info.run_id, "report/results.md", str(quick_grid_store)))
+    text = table.read_text()
+    for experiment in EXPERIMENTS:
+        assert experiment in text
+
+
+def test_experiments_differ_only_in_group_choices() -> None:
+    for name in EXPERIMENTS:
+        text = (Path(__file__).parents[1] / "conf" / "experiment" / f"{name}.yaml").read_text()
+        assert text.startswith("# @package _global_")
+        keys = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "#", "-"))]
+        assert keys == ["defaults", "description"], f"{name} sets more than group choices: {keys}"
+
+
+def test_four_parallel_jobs_on_one_sqlite_store(tmp_path: Path) -> None:
+    result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "seed=0,1,2,3",
+                          "hydra/launcher=joblib", "hydra.launcher.n_jobs=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (parent,) = _parents(tmp_path)
+    children = _children(tmp_path, parent.info.run_id)
+    assert sorted(c.data.params["seed"] for c in children) == ["0", "1", "2", "3"]
+    metric_sets = [set(c.data.metrics) for c in children]
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert all(metrics == metric_sets[0] and set(TEST_METRICS) <= metrics for metrics in metric_sets)
+    client, _ = _client(tmp_path)
+    for child in children:
+        assert len(client.get_metric_history(child.info.run_id, "epoch/loss")) == 2
+
+
+def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
+    result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=1e-3,-1,2e-3",
+                          "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert result.returncode == 1
+    assert "error: 1 job(s) of the sweep failed (the others ran): job 1" in result.stderr
+    assert "schedule.stages[0].lr=-1.0 is invalid" in result.stderr
+    (parent,) = _parents(tmp_path)
+    assert parent.info.status == "FAILED"
+    assert "job 1 (" in parent.data.tags["facebias.failed_jobs"]
+    statuses = {c.data.tags["facebias.job_num"]: c.info.status for c in _children(tmp_path, parent.info.run_id)}
+    assert statuses == {"0": "FINISHED", "1": "FAILED", "2": "FINISHED"}
+    failed = next(c for c in _children(tmp_path, parent.info.run_id) if c.info.status == "FAILED")
+    assert "learning rate must be > 0" in failed.data.tags["error"]
+
+
+def test_rerunning_a_sweep_trains_only_the_missing_and_failed_jobs(tmp_path: Path) -> None:
+    command = ["-m", "trainer=smoke", *QUICK_DATA, "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert run_facebias(tmp_path, *command).returncode == 0
+    (parent,) = _parents(tmp_path)
+    first = {c.data.params["seed"]: c for c in _children(tmp_path, parent.info.run_id)}
+    client, _ = _client(tmp_path)
+    client.delete_run(first["1"].info.run_id)
+    client.set_terminated(first["2"].info.run_id, "FAILED")
+
+    rerun = run_facebias(tmp_path, *command)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    parents = _parents(tmp_path)
+    assert [p.info.run_id for p in parents] == [parent.info.run_id], "the rerun must reuse the sweep's parent"
+    assert parents[0].info.status == "FINISHED"
+    assert _outcomes(tmp_path) == {0: "skipped", 1: "finished", 2: "finished"}
+    after = _children(tmp_path, parent.info.run_id)
+    finished = {c.data.params["seed"]: c.info.run_id for c in after if c.info.status == "FINISHED"}
+    assert finished["0"] == first["0"].info.run_id, "job 0 had finished: it must not train again"
+    assert finished["1"] != first["1"].info.run_id and finished["2"] != first["2"].info.run_id
+    assert sorted(c.data.params["seed"] for c in after) == ["0", "1", "2", "2"]
+
+
+@pytest.mark.parametrize(
+    ("option", "launcher"),
+    [("local_processes", "submitit_launcher.LocalLauncher"), ("slurm_gpu", "submitit_launcher.SlurmLauncher"),
+     ("joblib", "joblib_launcher.JoblibLauncher")],
+)
+def test_launcher_configs_compose(option: str, launcher: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"hydra/launcher={option}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(launcher)
