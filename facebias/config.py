@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from facebias.errors import ConfigError
 
@@ -32,6 +32,31 @@ class SyntheticDataConfig:
     n_test: int = 1978
     image_size: int = 64
     seed: int = 0
+    cache_dir: str | None = None
+
+
+@dataclass
+class AppaRealDataConfig:
+    """The official APPA-REAL release folder plus the allcategories_*.csv attribute files (facebias.data.appa_real)."""
+
+    name: str = "appa_real"
+    root: str = MISSING
+    attributes_dir: str | None = None
+    crop_suffix: str = "_face.jpg"
+    image_size: int = 224
+    on_bad_image: str = "fail"
+    cache_dir: str | None = None
+
+
+@dataclass
+class KitArraysDataConfig:
+    """The course starting kit's data_*.npy / labels_*.npy / meta_data_*.npy arrays (facebias.data.kit_arrays)."""
+
+    name: str = "kit_arrays"
+    root: str = MISSING
+    channel_order: str = "bgr"
+    allow_object_arrays: bool = False
+    image_size: int = 224
     cache_dir: str | None = None
 
 
@@ -128,6 +153,8 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
+    store.store(group="data", name="appa_real_schema", node=AppaRealDataConfig)
+    store.store(group="data", name="kit_arrays_schema", node=KitArraysDataConfig)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -180,6 +207,9 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
     """Convert a composed config to the typed schema and validate it (ConfigError on any bad value)."""
     try:
         config = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as error:
+        key = getattr(error, "full_key", None) or "a required value"
+        raise ConfigError(f"{key} is required but not set: add {key}=… to the command line.") from error
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)
         raise ConfigError(f"invalid configuration value{f' at {key}' if key else ''}: {error.msg}") from error

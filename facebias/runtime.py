@@ -9,6 +9,7 @@ from facebias.config import BackboneConfig, TrainerConfig
 from facebias.data.dataset import Dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
 from facebias.models.registry import min_input_size
+from facebias.training.loop import EVAL_BATCH_SIZE
 from facebias.vocab import AGE_NORMALISATION
 
 EVALUATED_SPLITS: dict[str, str] = {"val": "valid", "test": "test"}
@@ -32,7 +33,7 @@ def effective_input_size(backbone: BackboneConfig, trainer: TrainerConfig) -> in
     return size
 
 
-def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Predicted apparent ages in years."""
     return model.predict(images, batch_size=batch_size, verbose=0).reshape(-1) * AGE_NORMALISATION
 

@@ -24,7 +24,10 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
     options = _options(group)
     assert options, f"conf/{group}/ has no option"
     for option in options:
-        config = to_train_config(compose_train([f"{group}={option}"]))
+        overrides = [f"{group}={option}"]
+        if group == "data" and option != "synthetic":
+            overrides.append("data.root=/data/somewhere")
+        config = to_train_config(compose_train(overrides))
         assert isinstance(config, TrainConfig)
 
 
@@ -67,6 +70,7 @@ BAD_VALUES = [
     (["weighting.name=inverse"], "weighting.name='inverse' is unknown"),
     (["seed=-3"], "seed=-3 is invalid"),
     (["trainer.max_train_batches=0"], "trainer.max_train_batches=0 is invalid"),
+    (["data=kit_arrays"], "data.root is required but not set: add data.root=… to the command line."),
 ]
 
 

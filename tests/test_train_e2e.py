@@ -54,6 +54,7 @@ def test_run_records_params_tags_and_status(three_stage_run) -> None:
     for group, option in [("backbone", "small_cnn"), ("head", "linear"), ("schedule", "three_stage"),
                           ("weighting", "group"), ("data", "synthetic"), ("trainer", "smoke")]:
         assert tags[f"facebias.{group}"] == option
+    assert "mlflow.parentRunId" not in tags, "a single run has no parent"
     assert run.info.run_id in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
 

@@ -17,6 +17,8 @@ from facebias.vocab import AGE_NORMALISATION
 
 MetricSink = Callable[[dict[str, float], int], None]
 CURVE_KEYS: tuple[str, ...] = ("loss", "val_loss", "mae", "val_mae")
+EVAL_BATCH_SIZE = 64
+"""Batch size for validation (inference only: no effect on training, fewer steps)."""
 
 
 def mae_years(y_true, y_pred):
@@ -88,6 +90,7 @@ def run_stage(
         epochs=stage.max_epochs,
         steps_per_epoch=steps,
         validation_data=valid,
+        validation_batch_size=max(stage.batch_size, EVAL_BATCH_SIZE),
         shuffle=True,
         verbose=verbose,
         callbacks=[
