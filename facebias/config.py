@@ -132,6 +132,16 @@ class TrainerConfig:
 
 
 @dataclass
+class AugmentationConfig:
+    """Training-batch augmentation (off by default, as in the study): flip, small crop and brightness jitter."""
+
+    enabled: bool = False
+    horizontal_flip: bool = True
+    crop_fraction: float = 0.1
+    brightness: float = 0.1
+
+
+@dataclass
 class TrainConfig:
     """A whole run, composed by Hydra from one option of every config group."""
 
@@ -146,6 +156,7 @@ class TrainConfig:
     weighting: WeightingConfig = MISSING
     tracking: TrackingConfig = MISSING
     trainer: TrainerConfig = MISSING
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
 
 def register_configs() -> None:
@@ -193,6 +204,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check(config.weighting.name in WEIGHTING_NAMES, f"weighting.name={config.weighting.name!r} is unknown; "
            f"accepted: {', '.join(WEIGHTING_NAMES)}.")
     _check(bool(config.tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
+    augmentation = config.augmentation
+    _check(0.0 <= augmentation.crop_fraction < 0.5, f"augmentation.crop_fraction={augmentation.crop_fraction} is "
+           "invalid: use a fraction in [0, 0.5) of the image side.")
+    _check(0.0 <= augmentation.brightness <= 1.0, f"augmentation.brightness={augmentation.brightness} is invalid: "
+           "use a value in [0, 1].")
     trainer = config.trainer
     for key in ("max_epochs_cap", "max_train_batches", "max_batch_size", "max_eval_samples"):
         _check_positive_optional(getattr(trainer, key), f"trainer.{key}")
