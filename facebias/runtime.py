@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -39,10 +41,17 @@ def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_
 
 
 def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None) -> list[SplitEvaluation]:
-    """Evaluate the validation and test splits (the first `limit` samples of each in quick mode)."""
+    """Evaluate the validation and test splits (the first `limit` samples of each in quick mode).
+
+    A split without labels (the starting kit's test split) is not evaluated: a warning says so.
+    """
     evaluations = []
     for prefix, name in EVALUATED_SPLITS.items():
         split = dataset.splits[name]
+        if np.isnan(split.ages).all():
+            warnings.warn(f"the {name} split of {dataset.name} has no labels: it is not evaluated (no {prefix}/… "
+                          "metrics)", stacklevel=2)
+            continue
         predicted = predict_ages(model, split.images[:limit])
         evaluations.append(evaluate_split(prefix, split.ages[:limit], predicted, split.attributes.iloc[:limit]))
     return evaluations

@@ -34,6 +34,8 @@ class Recorder(Protocol):
 
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
 
+    def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None: ...
+
     def view_hint(self) -> str: ...
 
 
@@ -126,6 +128,20 @@ class MlflowRecorder:
     def log_artifacts(self, folder: Path) -> None:
         _retry(lambda: self.client.log_artifacts(self.run_id, str(folder)), "log artifacts")
 
+    def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None:
+        """Record the dataset as an MLflow run input, once per split (context = split name)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(name=f"{name}-{split}", digest=digest, source_type="local", source=source,
+                        profile=json.dumps({"num_rows": count})),
+                tags=[InputTag("mlflow.data.context", split)],
+            )
+            for split, count in sizes.items()
+        ]
+        _retry(lambda: self.client.log_inputs(self.run_id, datasets=inputs), "log the dataset")
+
     def terminate(self, status: str) -> None:
         _retry(lambda: self.client.set_terminated(self.run_id, status), "end the run")
 
@@ -153,6 +169,9 @@ class LocalRecorder:
 
     def log_artifacts(self, folder: Path) -> None:
         """Nothing to copy: the artifacts already live in the output folder."""
+
+    def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None:
+        """Nothing to record beyond the dataset card in the output folder."""
 
     def view_hint(self) -> str:
         return f"tracking was disabled; results are in {self.output_dir}"

@@ -83,7 +83,7 @@ def train(
                      on_run_open) as recorder:
         seed_everything(config.seed, config.trainer.deterministic)
         dataset = load_dataset(config.data)
-        recorder.set_tags({"facebias.dataset_digest": dataset.digest()})
+        record_dataset(recorder, dataset, output_dir / "artifacts")
         input_size = effective_input_size(config.backbone, config.trainer)
         model = build_model(config.backbone, config.head, dataset.image_size, input_size)
         weights = sample_weights(config.weighting.name, dataset.train.attributes)
@@ -105,10 +105,24 @@ def train(
     return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
 
 
+def record_dataset(recorder: Any, dataset: Any, folder: Path) -> None:
+    """Tag the run with the dataset digest, log the dataset as a run input, and write its card."""
+    from facebias.data.card import dataset_card
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dataset_card.md").write_text(dataset_card(dataset))
+    digest = dataset.digest()
+    recorder.set_tags({"facebias.dataset_digest": digest})
+    source = dataset.extras.get("prepared_cache", f"facebias:{dataset.name}")
+    recorder.log_dataset(dataset.name, digest, source, {name: len(split) for name, split in dataset.splits.items()})
+
+
 def print_summary(result: RunResult) -> None:
     """The headline metrics, the run id and how to look at the run."""
     print("\n== facebias run finished ==")
     for split in ("val", "test"):
+        if f"{split}/mae" not in result.metrics:
+            continue
         values = ", ".join(f"{name} {result.metrics[f'{split}/{name}']:.3f}" for name in SUMMARY_METRICS)
         print(f"{split:>4}: {values}")
     print(f"run id: {result.run_id}")
@@ -141,7 +155,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
     print_summary(result)
-    return result.metrics["test/mae"]
+    return result.metrics.get("test/mae")
 
 
 if __name__ == "__main__":

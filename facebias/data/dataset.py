@@ -83,7 +83,9 @@ class Dataset:
         return int(height), int(width)
 
     def digest(self) -> str:
-        """A short content digest (images, ages, attributes of every split)."""
+        """A short content digest (images, ages, attributes of every split); a prepared cache stores it."""
+        if "digest" in self.extras:
+            return self.extras["digest"]
         hasher = hashlib.sha256()
         for name in SPLIT_NAMES:
             split = self.splits[name]

@@ -1,4 +1,6 @@
-"""The data seam: a `data` config → the common Dataset record. Each source registers one loader here."""
+"""The data seam: a `data` config → the common Dataset record. Each source registers one loader here.
+
+Real sources (appa_real, kit_arrays) go through their prepared cache (facebias.data.prepare)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,25 @@ def _load_synthetic(config: Any) -> Dataset:
     )
 
 
-SOURCES: dict[str, Callable[[Any], Dataset]] = {"synthetic": _load_synthetic}
+def _load_appa_real(config: Any) -> Dataset:
+    from facebias.data.appa_real import load_appa_real
+    from facebias.data.prepare import prepared_dataset
+
+    return prepared_dataset(config, load_appa_real)
+
+
+def _load_kit_arrays(config: Any) -> Dataset:
+    from facebias.data.kit_arrays import load_kit_arrays
+    from facebias.data.prepare import prepared_dataset
+
+    return prepared_dataset(config, load_kit_arrays)
+
+
+SOURCES: dict[str, Callable[[Any], Dataset]] = {
+    "synthetic": _load_synthetic,
+    "appa_real": _load_appa_real,
+    "kit_arrays": _load_kit_arrays,
+}
 
 
 def load_dataset(config: Any) -> Dataset:
