@@ -1,0 +1,131 @@
+"""The frozen-stage feature cache: backbone features computed once, stored on disk, reused across runs.
+
+A stage that trains only the head, with the backbone frozen (batch norm in inference mode) and no training
+augmentation, sees the same backbone output for an image in every epoch. Such a stage trains the head on
+features computed once; the head's layers are the full model's, so the trained head is already in place.
+Features are stored under `$FACEBIAS_CACHE/features/` keyed by everything that determines them: the backbone's
+weights and name, the input size and preprocessing, the dataset digest, the split and the number of images.
+Each file carries a SHA-256 digest; a file that does not match it is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def default_feature_root() -> Path:
+    """$FACEBIAS_CACHE/features (default ~/.cache/facebias/features)."""
+    return Path(os.environ.get("FACEBIAS_CACHE", "~/.cache/facebias")).expanduser() / "features"
+
+
+def cache_blocker(trainable: str, augmentation_enabled: bool, enabled: bool) -> str | None:
+    """Why a stage cannot train on cached features, or None when it can."""
+    if not enabled:
+        return "the feature cache is off (trainer.feature_cache=false)"
+    if trainable != "head":
+        return f"the stage trains backbone layers (trainable={trainable})"
+    if augmentation_enabled:
+        return "training augmentation is on, so the backbone sees different images every epoch"
+    return None
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The full model up to the head's input: resize → preprocess → backbone, sharing the model's layers."""
+    images = keras.Input(shape=model.input_shape[1:], dtype="uint8")
+    x = model.get_layer("resize")(images)
+    x = model.get_layer("preprocess")(x)
+    return keras.Model(images, model.get_layer("backbone")(x, training=False), name="feature_extractor")
+
+
+def backbone_fingerprint(model: keras.Model) -> str:
+    """A digest of what determines the features: backbone name, its weights, input size and preprocessing."""
+    hasher = hashlib.sha256()
+    backbone = model.get_layer("backbone")
+    description = {
+        "backbone": model.name,
+        "input_shape": list(model.input_shape[1:]),
+        "resize": model.get_layer("resize").get_config().get("height"),
+        "preprocess": model.get_layer("preprocess").get_config().get("mode"),
+    }
+    hasher.update(json.dumps(description, sort_keys=True).encode())
+    for weight in backbone.weights:
+        hasher.update(weight.path.encode())
+        hasher.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return hasher.hexdigest()[:20]
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+@dataclass
+class FeatureStore:
+    """Feature files `<key>.npy` with a `<key>.json` sidecar holding the digest; counts hits and misses."""
+
+    root: Path = field(default_factory=default_feature_root)
+    hits: int = 0
+    misses: int = 0
+
+    def key(self, fingerprint: str, dataset_digest: str, split: str, count: int) -> str:
+        text = json.dumps([fingerprint, dataset_digest, split, count])
+        return f"{split}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The stored features of `key`, or None when absent or corrupt (a corrupt file is removed)."""
+        data, meta = self.root / f"{key}.npy", self.root / f"{key}.json"
+        if not (data.exists() and meta.exists()):
+            return None
+        try:
+            features = np.load(data, allow_pickle=False)
+            expected = json.loads(meta.read_text())["sha256"]
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("feature cache file %s is unreadable (%s): rebuilding it", data, error)
+            features, expected = None, None
+        if features is None or _digest(features) != expected:
+            log.warning("feature cache file %s does not match its digest: rebuilding it", data)
+            data.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            return None
+        return features
+
+    def save(self, key: str, features: np.ndarray) -> None:
+        """Store features atomically (temporary file, then rename), digest written last."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.root, suffix=".npy.tmp")
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, features)
+        os.replace(temporary, self.root / f"{key}.npy")
+        (self.root / f"{key}.json").write_text(json.dumps({"sha256": _digest(features), "shape": features.shape}))
+
+    def features(self, key: str, compute) -> np.ndarray:
+        """Stored features of `key`, or `compute()` them, store them and count a miss."""
+        cached = self.load(key)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        computed = np.asarray(compute(), dtype=np.float32)
+        self.save(key, computed)
+        return computed
+
+    def clear(self) -> int:
+        """Delete every stored feature file; returns how many feature sets were removed."""
+        if not self.root.exists():
+            return 0
+        removed = 0
+        for path in self.root.glob("*.npy"):
+            path.unlink()
+            (self.root / f"{path.stem}.json").unlink(missing_ok=True)
+            removed += 1
+        return removed
