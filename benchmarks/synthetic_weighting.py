@@ -4,7 +4,7 @@ Trains the default model (small_cnn + MLP, from_scratch schedule) with `weightin
 over several seeds as one facebias sweep into a fresh MLflow store, then prints the report's table: mean ± std
 of the test MAE and the four bias scores per weighting, and the group/none ratios measured in this run.
 
-    python benchmarks/synthetic_weighting.py [--seeds 0,1,2] [--workdir DIR] [extra overrides ...]
+    python benchmarks/synthetic_weighting.py [--seeds 0,1,2] [--workdir DIR] [--report-only] [overrides ...]
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--workdir", type=Path, default=None, help="where mlruns/ and multirun/ go (default: temp)")
+    parser.add_argument("--report-only", action="store_true", help="only report the sweep already in --workdir")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="facebias-weighting-"))
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "facebias.train", "-m", "weighting=none,group", f"seed={args.seeds}",
                "trainer.verbose=0", "sweep_name=weighting_benchmark", *args.overrides]
-    print("running:", " ".join(command), f"(in {workdir})", flush=True)
-    subprocess.run(command, cwd=workdir, check=True)
+    if not args.report_only:
+        print("running:", " ".join(command), f"(in {workdir})", flush=True)
+        subprocess.run(command, cwd=workdir, check=True)
     _, children = load_sweep_runs(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias")
     table = results_table(children)
     print(format_markdown(table))

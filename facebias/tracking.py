@@ -312,6 +312,7 @@ def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | Non
             raise TrackingError(f"no sweep found in experiment {experiment!r} of {tracking_uri}: run one with "
                                 "`python -m facebias.train -m 'experiment=glob(exp*)'`, or pass --parent RUN_ID.")
         parent = parents[0]
+    mlflow.set_tracking_uri(tracking_uri)
     children = mlflow.search_runs(
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
         order_by=["attributes.start_time ASC"],
