@@ -1,0 +1,256 @@
+"""The MLflow UI shows a quick grid sweep: the parent run, its 8 children and their test metrics.
+
+A quick grid sweep (`python -m facebias.train +sweep=paper_grid_quick`) writes a SQLite MLflow store; the test
+starts `mlflow server` on 127.0.0.1 over that store, the way users do, opens the experiment's runs page in headless
+Chromium (Debian's `chromium` package, driven by Playwright) and reads the rendered runs table: the parent run
+`paper_grid_quick` is listed, expanding it lists its 8 child runs, and the test-metric columns chosen in the
+"Columns" menu show each child's values as stored. On failure a screenshot, the page HTML and the server log are
+kept in `test-artifacts/` at the repository root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from playwright.sync_api import Page, sync_playwright
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACT_DIR = REPO_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PARENT_NAME = "paper_grid_quick"
+TEST_METRICS = ["test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias"]
+SERVER_START_TIMEOUT_S = 90.0
+UI_TIMEOUT_MS = 60_000
+
+# Collects the rendered AG Grid rows of the runs table. A row is split over the pinned-left and the scrolling
+# containers (same `row-index`), so cells are merged per index; the run's name and id come from its link.
+READ_RUNS_TABLE_JS = """
+() => {
+  const rows = {};
+  for (const row of document.querySelectorAll('[role="row"][row-index]')) {
+    const index = row.getAttribute('row-index');
+    const entry = rows[index] ??= {index: Number(index), cells: {}};
+    for (const cell of row.querySelectorAll('[role="gridcell"][col-id]')) {
+      entry.cells[cell.getAttribute('col-id')] = cell.innerText.trim();
+      const link = cell.querySelector('a[href*="/runs/"]');
+      if (link) { entry.href = link.getAttribute('href'); entry.name = link.innerText.trim(); }
+    }
+  }
+  return Object.values(rows);
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class MlflowServer:
+    url: str
+    log: Path
+
+
+@pytest.fixture
+def mlflow_server(quick_grid_store: Path, tmp_path: Path) -> Iterator[MlflowServer]:
+    """`mlflow server` over the grid's SQLite store on a free 127.0.0.1 port; stopped (whole process group) after."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    store = f"sqlite:///{(quick_grid_store / 'mlruns' / 'mlflow.db').resolve()}"
+    server_cwd = tmp_path / "server"
+    server_cwd.mkdir()
+    log = tmp_path / "mlflow-server.log"
+    env = os.environ.copy()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with log.open("wb") as log_file:
+        # Own session, so that teardown stops uvicorn and the job runner that `mlflow server` spawns as well.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=server_cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n"
+                            f"{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield MlflowServer(url=url, log=log)
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (the CLI, uvicorn, the job runner); SIGKILL what is left after 20 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader, so that the group is gone once its other members are
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _sweep_runs(store_dir: Path) -> tuple[str, Run, list[Run]]:
+    """Experiment id, parent run and child runs of the sweep, read from the store."""
+    client = MlflowClient(f"sqlite:///{store_dir / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("facebias")
+    assert experiment is not None
+    parents = client.search_runs([experiment.experiment_id], "tags.`facebias.role` = 'sweep'")
+    assert [run.info.run_name for run in parents] == [PARENT_NAME]
+    parent = parents[0]
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(run.data.tags["facebias.experiment"].split("_")[0] for run in children) == [
+        f"exp{i}" for i in range(1, 9)
+    ]
+    for child in children:
+        assert set(TEST_METRICS) <= set(child.data.metrics), child.info.run_name
+    return experiment.experiment_id, parent, children
+
+
+def _shows(text: str, value: float) -> bool:
+    """Whether a metric cell's text shows `value`, to the precision the UI printed it with."""
+    try:
+        shown = float(text.replace(",", ""))
+    except ValueError:
+        return False
+    mantissa = text.lower().split("e")[0]
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    if "e" in text.lower():
+        return math.isclose(shown, value, rel_tol=10.0 ** -decimals)
+    return abs(shown - value) <= 0.5 * 10.0 ** -decimals * (1 + 1e-9) + 1e-12
+
+
+def _table_problems(rows: list[dict], parent: Run, children: dict[str, Run]) -> list[str]:
+    """Differences between the rendered runs table and the store: parent, child names, nesting, test metrics."""
+    by_id = {}
+    for row in rows:
+        if match := re.search(r"/runs/([0-9a-f]+)$", row.get("href", "")):
+            by_id[match.group(1)] = row
+    parent_row = by_id.get(parent.info.run_id)
+    if parent_row is None or parent_row["name"] != PARENT_NAME:
+        return [f"parent run {PARENT_NAME} ({parent.info.run_id}) not shown; rows: {rows}"]
+    problems = [f"child run {run.info.run_name} ({run_id}) not shown" for run_id, run in children.items()
+                if run_id not in by_id]
+    for run_id, run in children.items():
+        row = by_id.get(run_id)
+        if row is None:
+            continue
+        if row["name"] != run.info.run_name:
+            problems.append(f"{run_id}: shown as {row['name']!r}, stored as {run.info.run_name!r}")
+        if row["index"] <= parent_row["index"]:
+            problems.append(f"{run.info.run_name}: listed above its parent run")
+        for key in TEST_METRICS:
+            text = row["cells"].get(f"metrics.`{key}`", "<no cell>")
+            if not _shows(text, run.data.metrics[key]):
+                problems.append(f"{run.info.run_name} {key}: shown {text!r}, stored {run.data.metrics[key]!r}")
+    return problems
+
+
+def _save_evidence(page: Page, server: MlflowServer, name: str) -> list[Path]:
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    stem = ARTIFACT_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    saved = [stem.with_suffix(".png"), stem.with_suffix(".html"), stem.with_suffix(".server.log")]
+    page.screenshot(path=saved[0], full_page=True)
+    saved[1].write_text(page.content(), encoding="utf-8")
+    saved[2].write_bytes(server.log.read_bytes())
+    return saved
+
+
+def _open_runs_table(page: Page, url: str, parent_id: str, child_ids: set[str]) -> None:
+    """What a user does: open the runs page, expand the sweep's parent run, add the test-metric columns."""
+    page.goto(url)
+    parent_link = page.get_by_role("link", name=PARENT_NAME, exact=True)
+    parent_link.wait_for()  # the SPA has fetched the runs and rendered the table
+    assert parent_id in (parent_link.get_attribute("href") or "")
+    close_assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    if close_assistant.count():  # the MLflow Assistant side panel takes the width the metric columns need
+        close_assistant.first.click()
+
+    if not page.locator(f"a[href$='/runs/{min(child_ids)}']").count():  # collapsed: click the parent's expander
+        page.get_by_role("gridcell").filter(has=parent_link).get_by_role("button").first.click()
+    page.wait_for_function(
+        "ids => ids.every(id => document.querySelector(`a[href$='/runs/${id}']`))", arg=sorted(child_ids),
+    )
+
+    page.get_by_role("button", name="Columns", exact=True).click()
+    search = page.get_by_placeholder("Search columns")
+    search.wait_for()
+    for key in TEST_METRICS:
+        search.fill(key)
+        title = page.locator("[class*='tree-title']").filter(has_text=re.compile(rf"^{re.escape(key)}$"))
+        page.locator("[class*='tree-treenode']").filter(has=title).locator("[class*='tree-checkbox']").first.click()
+    page.keyboard.press("Escape")
+    for key in TEST_METRICS:
+        page.locator(f'[role="columnheader"][col-id="metrics.`{key}`"]').wait_for()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
+def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
+    quick_grid_store: Path, mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    experiment_id, parent, children = _sweep_runs(quick_grid_store)
+    expected = {run.info.run_id: run for run in children}
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile", executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 2560, "height": 1440},
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            try:
+                _open_runs_table(page, f"{mlflow_server.url}/#/experiments/{experiment_id}/runs",
+                                 parent.info.run_id, set(expected))
+                problems = _table_problems(page.evaluate(READ_RUNS_TABLE_JS), parent, expected)
+                assert not problems, "\n".join(problems)
+            except BaseException:
+                saved = _save_evidence(page, mlflow_server, "test_mlflow_ui")
+                print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
+                raise
+            page.screenshot(path=tmp_path / "mlflow_ui.png", full_page=True)
+        finally:
+            context.close()
