@@ -20,6 +20,8 @@ TRAINABLE_PARTS: tuple[str, ...] = ("all", "head", "backbone")
 PREPROCESSINGS: tuple[str, ...] = ("unit", "vggface2", "inception")
 BACKBONE_NAMES: tuple[str, ...] = ("small_cnn", "resnet50", "inception_resnet_v2")
 WEIGHTING_NAMES: tuple[str, ...] = ("none", "group")
+PRECISIONS: tuple[str, ...] = ("float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTIONS: tuple[str, ...] = ("none", "mirrored")
 
 
 @dataclass
@@ -114,6 +116,7 @@ class TrackingConfig:
     uri: str | None = None
     store_dir: str = "mlruns"
     experiment: str = "facebias"
+    offline_after_s: float = 300.0
 
 
 @dataclass
@@ -124,6 +127,11 @@ class TrainerConfig:
     verbose: str = "auto"
     deterministic: bool = False
     run_eagerly: bool = False
+    feature_cache: bool = True
+    precision: str = "float32"
+    jit_compile: bool | None = None
+    distribute: str = "none"
+    cpu_devices: int | None = None
     max_epochs_cap: int | None = None
     max_train_batches: int | None = None
     max_batch_size: int | None = None
@@ -204,6 +212,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check(config.weighting.name in WEIGHTING_NAMES, f"weighting.name={config.weighting.name!r} is unknown; "
            f"accepted: {', '.join(WEIGHTING_NAMES)}.")
     _check(bool(config.tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
+    _check(config.tracking.offline_after_s >= 0, f"tracking.offline_after_s={config.tracking.offline_after_s} is "
+           "invalid: use a number of seconds >= 0.")
     augmentation = config.augmentation
     _check(0.0 <= augmentation.crop_fraction < 0.5, f"augmentation.crop_fraction={augmentation.crop_fraction} is "
            "invalid: use a fraction in [0, 0.5) of the image side.")
@@ -214,6 +224,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check_positive_optional(getattr(trainer, key), f"trainer.{key}")
     _check(trainer.max_input_size is None or trainer.max_input_size >= 32,
            f"trainer.max_input_size={trainer.max_input_size} is invalid: use 32 or more, or null for no cap.")
+    _check(trainer.precision in PRECISIONS, f"trainer.precision={trainer.precision!r} is unknown; accepted: "
+           f"{', '.join(PRECISIONS)}.")
+    _check(trainer.distribute in DISTRIBUTIONS, f"trainer.distribute={trainer.distribute!r} is unknown; accepted: "
+           f"{', '.join(DISTRIBUTIONS)}.")
+    _check_positive_optional(trainer.cpu_devices, "trainer.cpu_devices")
     _check(trainer.verbose in ("auto", "0", "1", "2"), f"trainer.verbose={trainer.verbose!r} is invalid; "
            "accepted: auto, 0, 1, 2.")
     return config

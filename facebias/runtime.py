@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from typing import Any
 
 import keras
 import numpy as np
 
-from facebias.config import BackboneConfig, TrainerConfig
+from facebias.config import BackboneConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
+from facebias.data.pipeline import inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
+from facebias.models.assemble import build_model
 from facebias.models.registry import min_input_size
 from facebias.training.loop import EVAL_BATCH_SIZE
 from facebias.vocab import AGE_NORMALISATION
@@ -36,8 +40,8 @@ def effective_input_size(backbone: BackboneConfig, trainer: TrainerConfig) -> in
 
 
 def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """Predicted apparent ages in years."""
-    return model.predict(images, batch_size=batch_size, verbose=0).reshape(-1) * AGE_NORMALISATION
+    """Predicted apparent ages in years (images in memory or memory-mapped, read batch by batch)."""
+    return model.predict(inference_dataset(images, None, batch_size), verbose=0).reshape(-1) * AGE_NORMALISATION
 
 
 def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None) -> list[SplitEvaluation]:
@@ -55,3 +59,42 @@ def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = Non
         predicted = predict_ages(model, split.images[:limit])
         evaluations.append(evaluate_split(prefix, split.ages[:limit], predicted, split.attributes.iloc[:limit]))
     return evaluations
+
+
+def build_run_model(config: TrainConfig, image_size: tuple[int, int]) -> tuple[keras.Model, Any]:
+    """Set the precision policy, pick the distribution strategy and build the model inside its scope."""
+    set_precision(config.trainer)
+    strategy = distribution_strategy(config.trainer)
+    input_size = effective_input_size(config.backbone, config.trainer)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(config.backbone, config.head, image_size, input_size)
+    return model, strategy
+
+
+def configure_devices(trainer: TrainerConfig) -> None:
+    """Split the CPU into `trainer.cpu_devices` logical devices (before TensorFlow uses any device)."""
+    if trainer.cpu_devices is None:
+        return
+    import tensorflow as tf
+
+    (cpu,) = tf.config.list_physical_devices("CPU")[:1]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(trainer.cpu_devices)]
+    )
+
+
+def set_precision(trainer: TrainerConfig) -> None:
+    """Keras' global dtype policy: float32, mixed_float16 or mixed_bfloat16 (the head's output stays float32)."""
+    keras.mixed_precision.set_global_policy(trainer.precision)
+
+
+def distribution_strategy(trainer: TrainerConfig):
+    """tf.distribute.MirroredStrategy over every GPU (or logical CPU device) for `mirrored`, else None."""
+    if trainer.distribute == "none":
+        return None
+    import tensorflow as tf
+
+    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+        d.name for d in tf.config.list_logical_devices("CPU")
+    ]
+    return tf.distribute.MirroredStrategy(devices=devices)

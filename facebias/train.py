@@ -23,6 +23,7 @@ from facebias.config import TrainConfig, register_configs, to_train_config
 from facebias.errors import FacebiasError
 
 register_configs()
+log = logging.getLogger(__name__)
 
 SUMMARY_METRICS: tuple[str, ...] = ("mae", "age_bias", "gender_bias", "ethnicity_bias", "expression_bias")
 
@@ -68,11 +69,11 @@ def train(
     """
     from facebias.artifacts import write_run_artifacts
     from facebias.data.sources import load_dataset
-    from facebias.models.assemble import build_model
-    from facebias.runtime import effective_input_size, evaluate_model, seed_everything
+    from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
     from facebias.tracking import flatten_params, tracked_run
+    from facebias.training.feature_cache import FeatureStore
     from facebias.training.history import CurveHistory
-    from facebias.training.loop import run_schedule
+    from facebias.training.loop import FeatureCacheContext, LoopContext, run_schedule
     from facebias.training.schedule import plan_stages
     from facebias.training.weighting import sample_weights
 
@@ -81,20 +82,29 @@ def train(
     tags = {**run_tags(config, choices), **(extra_tags or {})}
     with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
                      on_run_open) as recorder:
+        configure_devices(config.trainer)
         seed_everything(config.seed, config.trainer.deterministic)
         dataset = load_dataset(config.data)
         record_dataset(recorder, dataset, output_dir / "artifacts")
-        input_size = effective_input_size(config.backbone, config.trainer)
-        model = build_model(config.backbone, config.head, dataset.image_size, input_size)
+        model, strategy = build_run_model(config, dataset.image_size)
         weights = sample_weights(config.weighting.name, dataset.train.attributes)
         limit = config.trainer.max_eval_samples
         valid = dataset.valid.images[:limit], dataset.valid.ages[:limit] / 100.0
         history = CurveHistory(recorder.log_metrics)
-        stages = plan_stages(config.schedule.stages, config.trainer)
+        store = FeatureStore()
+        context = LoopContext(
+            sink=history.record,
+            verbose=config.trainer.verbose if config.trainer.verbose == "auto" else int(config.trainer.verbose),
+            seed=config.seed,
+            augmentation=config.augmentation,
+            feature_cache=FeatureCacheContext(store, dataset.digest(), config.trainer.feature_cache),
+            strategy=strategy,
+            jit_compile=config.trainer.jit_compile,
+        )
         train_data = dataset.train.images, dataset.train.ages / 100.0, weights
-        verbose = config.trainer.verbose if config.trainer.verbose == "auto" else int(config.trainer.verbose)
-        stage_epochs = run_schedule(model, stages, train_data, valid, history.record, verbose)
-        recorder.log_metrics({f"stage{i}/epochs": n for i, n in enumerate(stage_epochs, start=1)})
+        stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), train_data, valid,
+                                    context)
+        record_loop_notes(recorder, context, stage_epochs)
         evaluations = evaluate_model(model, dataset, limit)
         metrics = {}
         for evaluation in evaluations:
@@ -103,6 +113,16 @@ def train(
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         recorder.log_artifacts(artifacts)
     return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
+
+
+def record_loop_notes(recorder: Any, context: Any, stage_epochs: list[int]) -> None:
+    """Epochs per stage, feature-cache hits/misses, replicas, and why each stage did or did not use the cache."""
+    for note in context.notes:
+        log.info(note)
+    store = context.feature_cache.store
+    recorder.log_metrics({**{f"stage{i}/epochs": n for i, n in enumerate(stage_epochs, start=1)},
+                          "feature_cache/hits": store.hits, "feature_cache/misses": store.misses})
+    recorder.set_tags({"facebias.feature_cache": " | ".join(context.notes), "facebias.replicas": context.replicas})
 
 
 def record_dataset(recorder: Any, dataset: Any, folder: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from facebias.training.feature_cache import FeatureStore, cache_blocker
+from facebias.training.loop import LoopContext
 
 
 def test_cache_applies_only_to_head_stages_without_augmentation() -> None:
@@ -52,3 +53,38 @@ def test_clear_removes_every_feature_set(tmp_path: Path) -> None:
         store.save(store.key("b", "d", split, 1), np.zeros((1, 2), dtype=np.float32))
     assert store.clear() == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def _head_stage_val_losses(tmp_path: Path, cached: bool) -> tuple[list[float], LoopContext]:
+    keras = pytest.importorskip("keras")
+    from facebias.config import BackboneConfig, HeadConfig, StageConfig, TrainerConfig
+    from facebias.models.assemble import build_model
+    from facebias.training.loop import FeatureCacheContext, run_stage
+    from facebias.training.schedule import plan_stages
+
+    keras.utils.set_random_seed(0)
+    backbone = BackboneConfig(name="small_cnn", input_size=32, preprocessing="unit", widths=[4, 8])
+    model = build_model(backbone, HeadConfig(name="mlp", dropout=0.5, hidden_units=[8]), (32, 32), 32)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    targets = rng.uniform(0.1, 0.9, 40).astype("float32")
+    weights = rng.uniform(0.5, 2.0, 40).astype("float32")
+    stage = plan_stages([StageConfig(trainable="head", lr=1e-2, max_epochs=3, patience=5, batch_size=8)],
+                        TrainerConfig())[0]
+    logged: list[float] = []
+    cache = FeatureCacheContext(FeatureStore(tmp_path / "features"), "digest", enabled=cached)
+    context = LoopContext(lambda m, s: logged.extend(v for k, v in m.items() if k == "stage1/val_loss"), verbose=0,
+                          seed=3, feature_cache=cache)
+    run_stage(model, stage, (images, targets, weights), (images[:16], targets[:16]), 0, context)
+    return logged, context
+
+
+def test_cached_head_stage_matches_the_uncached_one(tmp_path: Path) -> None:
+    uncached, plain = _head_stage_val_losses(tmp_path, cached=False)
+    cached, with_cache = _head_stage_val_losses(tmp_path, cached=True)
+    assert "backbone recomputed every epoch because the feature cache is off" in plain.notes[0]
+    assert "head trained on cached backbone features (0 hit(s), 2 miss(es))" in with_cache.notes[0]
+    assert len(cached) == len(uncached) == 3
+    np.testing.assert_allclose(cached, uncached, rtol=1e-5, atol=1e-7)
+    _, again = _head_stage_val_losses(tmp_path, cached=True)
+    assert "(2 hit(s), 0 miss(es))" in again.notes[0]

@@ -11,7 +11,7 @@ from facebias.training.schedule import plan_stages
 keras = pytest.importorskip("keras")
 
 from facebias.models.assemble import build_model  # noqa: E402
-from facebias.training.loop import NonFiniteLossError, run_schedule, run_stage  # noqa: E402
+from facebias.training.loop import LoopContext, NonFiniteLossError, run_schedule, run_stage  # noqa: E402
 
 
 def _model() -> keras.Model:
@@ -39,7 +39,8 @@ def _run(trainable: str) -> tuple[set[str], set[str], keras.Model]:
     before = {part: _snapshot(model, part) for part in ("backbone", "head")}
     stage = plan_stages([StageConfig(trainable=trainable, lr=1e-2, max_epochs=2, patience=5, batch_size=16)],
                         TrainerConfig())[0]
-    run_stage(model, stage, (images, targets, None), (images[:16], targets[:16]), 0, lambda m, s: None, verbose=0)
+    run_stage(model, stage, (images, targets, None), (images[:16], targets[:16]), 0,
+              LoopContext(lambda m, s: None, verbose=0))
     after = {part: _snapshot(model, part) for part in ("backbone", "head")}
     return _changed(before["backbone"], after["backbone"]), _changed(before["head"], after["head"]), model
 
@@ -72,7 +73,7 @@ def test_schedule_curves_continue_across_stages_and_early_stopping_restores_best
     )
     logged: list[tuple[dict[str, float], int]] = []
     epochs = run_schedule(model, stages, (images, targets, None), (images[:16], targets[:16]),
-                          lambda m, s: logged.append((dict(m), s)), verbose=0)
+                          LoopContext(lambda m, s: logged.append((dict(m), s)), verbose=0))
     assert epochs == [3, 2]
     global_steps = [step for metrics, step in logged if "epoch/loss" in metrics]
     assert global_steps == [0, 1, 2, 3, 4]
@@ -95,4 +96,5 @@ def test_non_finite_loss_stops_with_stage_epoch_and_hint() -> None:
     targets[0] = np.nan
     stage = plan_stages([StageConfig(trainable="all", lr=1e-3, max_epochs=3, batch_size=48)], TrainerConfig())[0]
     with pytest.raises(NonFiniteLossError, match=r"stage 1, epoch 1.*lower learning rate"):
-        run_stage(model, stage, (images, targets, None), (images[:16], targets[:16]), 0, lambda m, s: None, 0)
+        run_stage(model, stage, (images, targets, None), (images[:16], targets[:16]), 0,
+                  LoopContext(lambda m, s: None, verbose=0))

@@ -16,5 +16,5 @@ def build_head(feature_dim: int, dropout: float, hidden_units: Sequence[int]) ->
         x = layers.Dropout(dropout, name="dropout")(x)
     for index, units in enumerate(hidden_units, start=1):
         x = layers.Dense(units, activation="relu", name=f"dense{index}")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="age")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="age", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="head")
