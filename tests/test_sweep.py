@@ -55,6 +55,21 @@ def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
     assert by_experiment["exp2_irv2_linear_one_stage"].data.params["backbone.name"] == "inception_resnet_v2"
 
 
+def test_grid_computes_frozen_stage_features_once_per_backbone(quick_grid_store: Path) -> None:
+    (parent,) = _parents(quick_grid_store)
+    by_experiment = {c.data.tags["facebias.experiment"]: c for c in _children(quick_grid_store, parent.info.run_id)}
+    for two_stage, three_stage in (("exp5_resnet50_mlp_two_stage", "exp7_resnet50_mlp_three_stage"),
+                                   ("exp6_irv2_mlp_two_stage", "exp8_irv2_mlp_three_stage")):
+        runs = [by_experiment[two_stage], by_experiment[three_stage]]
+        # train + valid features: computed by one of the two experiments, read back by the other
+        assert sum(r.data.metrics["feature_cache/misses"] for r in runs) == 2
+        assert sum(r.data.metrics["feature_cache/hits"] for r in runs) == 2
+        assert "stage 1: head trained on cached backbone features" in runs[0].data.tags["facebias.feature_cache"]
+        assert "stage 2: backbone recomputed every epoch because the stage trains backbone layers" in (
+            runs[1].data.tags["facebias.feature_cache"])
+    assert by_experiment["exp1_resnet50_linear_one_stage"].data.metrics["feature_cache/misses"] == 0
+
+
 def test_grid_parent_holds_the_results_table(quick_grid_store: Path) -> None:
     client, _ = _client(quick_grid_store)
     parent = _parents(quick_grid_store)[0]
