@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -86,11 +87,15 @@ class Dataset:
         """A short content digest (images, ages, attributes of every split); a prepared cache stores it."""
         if "digest" in self.extras:
             return self.extras["digest"]
+        return self._content_digest
+
+    @cached_property
+    def _content_digest(self) -> str:
         hasher = hashlib.sha256()
         for name in SPLIT_NAMES:
             split = self.splits[name]
             hasher.update(name.encode())
-            hasher.update(np.ascontiguousarray(split.images).tobytes())
-            hasher.update(np.ascontiguousarray(split.ages).tobytes())
+            hasher.update(memoryview(np.ascontiguousarray(split.images)).cast("B"))
+            hasher.update(memoryview(np.ascontiguousarray(split.ages)).cast("B"))
             hasher.update(split.attributes[list(ATTRIBUTE_COLUMNS)].to_csv(index=False).encode())
         return hasher.hexdigest()[:16]
