@@ -1,0 +1,92 @@
+"""The catalogue of bad input: every case ends in its exact one-sentence message, and no MLflow run is RUNNING.
+
+Config values fail before anything is loaded; data, weights and tracking failures end their run FAILED (or never
+start one). README's "When something goes wrong" lists the same messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import compose_train
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from facebias.config import to_train_config
+from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
+from facebias.train import train
+
+CONFIG_CASES = [
+    (["schedule.stages.0.lr=-1e-4"],
+     "schedule.stages[0].lr=-0.0001 is invalid: the learning rate must be > 0 (e.g. 1e-4)."),
+    (["schedule.stages.0.trainable=neck"],
+     "schedule.stages[0].trainable='neck' is unknown; accepted: all, head, backbone."),
+    (["schedule.stages.0.batch_size=0"], "schedule.stages[0].batch_size=0 is invalid: use a whole number >= 1."),
+    (["schedule.stages=[]"], "schedule 'from_scratch' has no stages: give schedule.stages at least one stage "
+                             "(trainable, lr, max_epochs, patience, batch_size)."),
+    (["trainer.precision=float8"], "trainer.precision='float8' is unknown; accepted: float32, mixed_float16, "
+                                   "mixed_bfloat16."),
+    (["data=appa_real"], "data.root is required but not set: add data.root=… to the command line."),
+    (["augmentation.crop_fraction=0.7"], "augmentation.crop_fraction=0.7 is invalid: use a fraction in [0, 0.5) of "
+                                         "the image side."),
+]
+
+RUN_CASES = [
+    (["backbone=resnet50", "backbone.weights=/nowhere/vggface2.h5"], WeightsError,
+     "VGGFace2 ResNet50 weights file /nowhere/vggface2.h5 does not exist: the VGGFace2 ResNet50 Keras weights (e.g. "
+     "the starting kit's / keras-vggface rcmalli_vggface_tf_notop_resnet50.h5) must be downloaded by you and passed "
+     "as backbone.weights=/path/to/file.h5, or set backbone.weights=null to train from random initialisation."),
+    (["backbone=inception_resnet_v2"], WeightsError,
+     "InceptionResNetV2 ImageNet weights are not cached at {keras_home}/models/inception_resnet_v2_weights_tf_dim_"
+     "ordering_tf_kernels_notop.h5 and this run does not download them (offline): run `python -c \"import keras; "
+     "keras.applications.InceptionResNetV2(include_top=False)\"` once on a machine with internet (same KERAS_HOME) "
+     "or copy the file there, or set backbone.weights=null to train from scratch."),
+    (["data=appa_real", "data.root=/nowhere/appa"], DataError,
+     "the APPA-REAL folder /nowhere/appa does not exist; set data.root to the unpacked release (the folder holding "
+     "train/, valid/, test/ and gt_avg_*.csv)."),
+    (["data=kit_arrays", "data.root=/nowhere/kit"], DataError,
+     "the starting-kit folder /nowhere/kit does not exist; set data.root to the folder: expected data_train.npy, "
+     "data_valid.npy, data_test.npy, labels_train.npy, labels_valid.npy, meta_data_train.npy, meta_data_valid.npy "
+     "(optional: labels_test.npy, meta_data_test.npy)."),
+    (["data.n_train=0"], ConfigError, "n_train must be an integer >= 1, got 0."),
+    (["tracking.uri=http://127.0.0.1:9"], TrackingError,
+     "cannot reach the MLflow tracking server at http://127.0.0.1:9 (connection refused): start it, or point "
+     "tracking.uri (or MLFLOW_TRACKING_URI) at a running server."),
+]
+
+
+def _statuses(store: Path) -> list[str]:
+    if not store.exists():
+        return []
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("facebias")
+    return [] if experiment is None else [r.info.status for r in client.search_runs([experiment.experiment_id])]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CONFIG_CASES)
+def test_bad_config_values(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        to_train_config(compose_train(overrides))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("overrides", "error", "message"), RUN_CASES)
+def test_bad_data_weights_and_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str],
+                                       error: type[FacebiasError], message: str) -> None:
+    (tmp_path / "keras").mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    cfg = compose_train(["trainer=smoke", *overrides])
+    config = to_train_config(cfg)
+    with pytest.raises(error) as caught:
+        train(config, resolved=OmegaConf.to_container(cfg, resolve=True), output_dir=tmp_path / "out",
+              base_dir=tmp_path, choices={})
+    assert str(caught.value) == message.format(keras_home=tmp_path / "keras")
+    statuses = _statuses(tmp_path / "mlruns" / "mlflow.db")
+    assert "RUNNING" not in statuses
+    if error is not TrackingError:
+        assert statuses == ["FAILED"], "a run that started must end FAILED with its error"
+
+
+def test_catalogue_size() -> None:
+    assert len(CONFIG_CASES) + len(RUN_CASES) == 13
