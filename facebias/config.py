@@ -137,6 +137,7 @@ class TrainerConfig:
     max_batch_size: int | None = None
     max_input_size: int | None = None
     max_eval_samples: int | None = None
+    keep_final_model: bool = True
 
 
 @dataclass
@@ -165,6 +166,7 @@ class TrainConfig:
     tracking: TrackingConfig = MISSING
     trainer: TrainerConfig = MISSING
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    resume: str | None = None
 
 
 def register_configs() -> None:

@@ -41,8 +41,9 @@ def sweep_key(task_overrides: list[str], experiment: str) -> str:
 
 
 def config_fingerprint(resolved: Mapping[str, Any]) -> str:
-    """Identifies what a job computes: its whole resolved config."""
-    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    """Identifies what a job computes: its whole resolved config, less `resume` (how it is run, not what)."""
+    relevant = {key: value for key, value in resolved.items() if key != "resume"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _tracking_config(config: DictConfig) -> TrackingConfig:

@@ -553,12 +553,10 @@ def open_client(tracking_uri: str, experiment: str, artifact_location: str | Non
 def connect(config: TrackingConfig, base_dir: Path):
     """An MlflowClient on the configured store and the id of the configured experiment (created if needed).
 
-    The store also becomes MLflow's current one (which MLflow passes on to child processes in MLFLOW_TRACKING_URI).
+    MLflow's process-wide current store is left alone: setting it would export MLFLOW_TRACKING_URI, which would
+    then win over the `tracking.uri` of later runs in this process and of every child process.
     """
-    import mlflow
-
     tracking_uri = resolve_tracking_uri(config, base_dir)
-    mlflow.set_tracking_uri(tracking_uri)
     client, experiment = open_client(
         tracking_uri, config.experiment, default_artifact_location(config, base_dir, tracking_uri)
     )
@@ -567,20 +565,25 @@ def connect(config: TrackingConfig, base_dir: Path):
 
 def open_mlflow_run(
     config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None,
-    offline_dir: Path | None = None,
+    offline_dir: Path | None = None, resume_run_id: str | None = None,
 ) -> MlflowRecorder:
     """Connect to the store, get or create the experiment, and start a RUNNING run.
 
     With `offline_dir`, a server that stays away longer than `config.offline_after_s` makes the run continue
-    offline in that folder.
+    offline in that folder. With `resume_run_id`, that existing run is reopened (status RUNNING again) instead.
     """
     client, tracking_uri, experiment = connect(config, base_dir)
     all_tags = dict(tags)
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     try:
-        run = with_retries(lambda: client.create_run(experiment, run_name=run_name, tags=all_tags),
-                           "create the MLflow run")
+        if resume_run_id is not None:
+            with_retries(lambda: client.update_run(resume_run_id, status="RUNNING"), "reopen the MLflow run")
+            run = with_retries(lambda: client.get_run(resume_run_id), "read the MLflow run")
+            experiment = run.info.experiment_id
+        else:
+            run = with_retries(lambda: client.create_run(experiment, run_name=run_name, tags=all_tags),
+                               "create the MLflow run")
     except Exception as error:
         raise _access_error(tracking_uri, error, config.experiment) from error
     info = {"format": OFFLINE_FORMAT, "tracking_uri": tracking_uri, "experiment_name": config.experiment,
@@ -605,16 +608,19 @@ def tracked_run(
     params: Mapping[str, str],
     parent_run_id: str | None = None,
     on_open: Callable[[str], None] | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[Recorder]:
     """A run that always ends: FINISHED on success, KILLED on Ctrl-C, FAILED (error logged) on any error.
 
     `on_open(run_id)` is called as soon as the run exists. If the tracking server goes away, records are kept
     and resent; past `config.offline_after_s` the run is written to <output_dir>/tracking_offline/ instead.
+    With `resume_run_id`, that earlier run is reopened and continued rather than a new one started.
     """
     if not config.enabled:
         yield LocalRecorder(output_dir)
         return
-    recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id, output_dir / OFFLINE_FOLDER)
+    recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id, output_dir / OFFLINE_FOLDER,
+                               resume_run_id)
     if on_open is not None:
         on_open(recorder.run_id)
     try:
@@ -640,6 +646,37 @@ def tracked_run(
 
 SWEEP_ROLE_TAG = "facebias.role"
 SWEEP_KEY_TAG = "facebias.sweep_key"
+
+
+OUTPUT_DIR_TAG = "facebias.output_dir"
+FINGERPRINT_TAG = "facebias.config_fingerprint"
+
+
+def unfinished_runs(config: TrackingConfig, base_dir: Path, fingerprint: str) -> list[tuple[str, str | None]]:
+    """(run id, output dir tag) of the experiment's runs with this config fingerprint that did not end FINISHED,
+    newest first."""
+    client, _, experiment = connect(config, base_dir)
+    runs = with_retries(lambda: client.search_runs([experiment], f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}'",
+                                                   order_by=["attributes.start_time DESC"]), "search the runs")
+    return [(run.info.run_id, run.data.tags.get(OUTPUT_DIR_TAG)) for run in runs if run.info.status != "FINISHED"]
+
+
+def run_tags_of(config: TrackingConfig, base_dir: Path, run_id: str) -> dict[str, str] | None:
+    """The tags of run `run_id`, or None if the store has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    client, _, _ = connect(config, base_dir)
+    try:
+        return dict(client.get_run(run_id).data.tags)
+    except MlflowException:
+        return None
+
+
+def logged_history(recorder: Recorder, key: str) -> dict[int, float]:
+    """step → value of metric `key` as `recorder`'s run holds it (empty for a run not in MLflow)."""
+    if not isinstance(recorder, MlflowRecorder):
+        return {}
+    return {metric.step: metric.value for metric in recorder.client.get_metric_history(recorder.run_id, key)}
 
 
 def store_uri(tracking_uri: str | None, base_dir: Path, store_dir: str = "mlruns") -> str:

@@ -1,7 +1,8 @@
 """Entry point: `python -m facebias.train [group=option ...]` — compose → build → run stages → evaluate → log.
 
 Heavy libraries (TensorFlow, MLflow) are imported only once a run really starts, so `--help` and
-`--cfg job` stay fast.
+`--cfg job` stay fast. Every epoch end leaves a checkpoint in the output folder; `resume=auto` (or
+`resume=<run id>`) continues a killed run from its last checkpoint, in the same MLflow run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -20,7 +21,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrainConfig, register_configs, to_train_config
-from facebias.errors import FacebiasError
+from facebias.errors import ConfigError, FacebiasError
+
+if TYPE_CHECKING:
+    from facebias.training.checkpoint import Checkpoint
+    from facebias.training.history import CurveHistory
 
 register_configs()
 log = logging.getLogger(__name__)
@@ -52,6 +57,53 @@ def run_tags(config: TrainConfig, choices: Mapping[str, str | None]) -> dict[str
     return tags
 
 
+@dataclass(frozen=True)
+class ResumeTarget:
+    """A killed run to continue: its MLflow run id, its output folder and its last checkpoint."""
+
+    run_id: str
+    output_dir: Path
+    checkpoint: Checkpoint
+
+
+def fingerprint_of(resolved: Mapping[str, Any]) -> str:
+    """The config fingerprint (as sweeps compute it) of the resolved config; `resume` does not count."""
+    from facebias.sweep import config_fingerprint
+
+    return config_fingerprint(resolved)
+
+
+def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
+    """The run `config.resume` names (auto: the newest unfinished run of this config with a checkpoint), or None."""
+    from facebias.tracking import FINGERPRINT_TAG, OUTPUT_DIR_TAG, run_tags_of, unfinished_runs
+    from facebias.training.checkpoint import checkpoint_path, load_checkpoint
+
+    if config.resume is None:
+        return None
+    if not config.tracking.enabled:
+        raise ConfigError(f"resume={config.resume} needs MLflow tracking: drop tracking=none, or drop resume.")
+    if config.resume == "auto":
+        for run_id, folder in unfinished_runs(config.tracking, base_dir, fingerprint):
+            checkpoint = load_checkpoint(checkpoint_path(Path(folder))) if folder else None
+            if checkpoint is not None:
+                return ResumeTarget(run_id, Path(folder), checkpoint)
+        print("resume=auto: no unfinished run of this config has a checkpoint, so a new run starts.")
+        return None
+    tags = run_tags_of(config.tracking, base_dir, config.resume)
+    if tags is None:
+        raise ConfigError(f"resume={config.resume}: the MLflow experiment {config.tracking.experiment!r} has no "
+                          "such run; give the id of a killed run, or resume=auto.")
+    if tags.get(FINGERPRINT_TAG) != fingerprint:
+        raise ConfigError(f"resume={config.resume}: that run was started with another configuration; rerun its "
+                          "own command with resume=….")
+    folder = tags.get(OUTPUT_DIR_TAG)
+    checkpoint = load_checkpoint(checkpoint_path(Path(folder))) if folder else None
+    if checkpoint is None:
+        raise ConfigError(f"resume={config.resume}: that run has no checkpoint to resume from (it finished, or "
+                          "was started before checkpoints existed).")
+    return ResumeTarget(config.resume, Path(folder), checkpoint)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -70,18 +122,28 @@ def train(
     from facebias.artifacts import write_run_artifacts
     from facebias.data.sources import load_dataset
     from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
-    from facebias.tracking import flatten_params, tracked_run
+    from facebias.tracking import FINGERPRINT_TAG, OUTPUT_DIR_TAG, flatten_params, tracked_run
+    from facebias.training.checkpoint import checkpoint_path, finish_checkpoints
     from facebias.training.feature_cache import FeatureStore
     from facebias.training.history import CurveHistory
     from facebias.training.loop import FeatureCacheContext, LoopContext, run_schedule
     from facebias.training.schedule import plan_stages
     from facebias.training.weighting import sample_weights
 
+    fingerprint = fingerprint_of(resolved)
+    target = find_resume_target(config, fingerprint, base_dir)
+    if target is not None:
+        output_dir = target.output_dir
+        print(f"resuming run {target.run_id} from its checkpoint in {output_dir} (stage "
+              f"{target.checkpoint.stage}, {target.checkpoint.epoch} epoch(s) done in it)")
     output_dir.mkdir(parents=True, exist_ok=True)
-    params = flatten_params(resolved)
-    tags = {**run_tags(config, choices), **(extra_tags or {})}
+    params = flatten_params({key: value for key, value in resolved.items() if key != "resume"})
+    tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
+            **(extra_tags or {})}
     with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
-                     on_run_open) as recorder:
+                     on_run_open, None if target is None else target.run_id) as recorder:
+        if target is not None:
+            recorder.set_tags(tags)
         configure_devices(config.trainer)
         seed_everything(config.seed, config.trainer.deterministic)
         dataset = load_dataset(config.data)
@@ -91,6 +153,8 @@ def train(
         limit = config.trainer.max_eval_samples
         valid = dataset.valid.images[:limit], dataset.valid.ages[:limit] / 100.0
         history = CurveHistory(recorder.log_metrics)
+        if target is not None:
+            restore_history(recorder, history, target.checkpoint)
         store = FeatureStore()
         context = LoopContext(
             sink=history.record,
@@ -100,6 +164,8 @@ def train(
             feature_cache=FeatureCacheContext(store, dataset.digest(), config.trainer.feature_cache),
             strategy=strategy,
             jit_compile=config.trainer.jit_compile,
+            checkpoint_file=checkpoint_path(output_dir),
+            resume=None if target is None else target.checkpoint,
         )
         train_data = dataset.train.images, dataset.train.ages / 100.0, weights
         stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), train_data, valid,
@@ -112,7 +178,24 @@ def train(
         recorder.log_metrics(metrics)
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         recorder.log_artifacts(artifacts)
+        finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
     return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
+
+
+def restore_history(recorder: Any, history: CurveHistory, checkpoint: Checkpoint) -> None:
+    """Resuming: send the checkpoint's last epoch curves if a kill came between writing the checkpoint and sending
+    them, then load the curves of the epochs before the checkpoint into `history` (for the learning-curve plot)."""
+    from facebias.tracking import logged_history
+    from facebias.training.loop import CURVE_KEYS
+
+    for metrics, step in checkpoint.last_metrics.get("records", []):
+        missing = {key: value for key, value in metrics.items() if step not in logged_history(recorder, key)}
+        if missing:
+            recorder.log_metrics(missing, step)
+    for key in CURVE_KEYS:
+        for step, value in logged_history(recorder, f"epoch/{key}").items():
+            if step < checkpoint.global_epoch:
+                history.rows.setdefault(step, {})[key] = value
 
 
 def record_loop_notes(recorder: Any, context: Any, stage_epochs: list[int]) -> None:

@@ -1,6 +1,10 @@
 """The generic stage loop: for each planned stage, freeze/unfreeze parts, compile, fit with early stopping.
 
 Metrics leave this module only through a `sink(metrics, step)` callable, so tracking stays elsewhere.
+With `LoopContext.checkpoint_file`, every epoch end (and every stage end) leaves a checkpoint
+(facebias.training.checkpoint) before its metrics are sent; with `LoopContext.resume`, the schedule continues
+from one: finished stages are skipped and the current one goes on at its next epoch, with the optimizer and
+early-stopping state it had.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -17,11 +22,14 @@ from keras import ops
 
 from facebias.config import AugmentationConfig
 from facebias.data.pipeline import batches_per_epoch, inference_dataset, training_dataset
+from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
 from facebias.training.feature_cache import FeatureStore, backbone_fingerprint, cache_blocker, feature_extractor
 from facebias.training.schedule import StagePlan
 from facebias.vocab import AGE_NORMALISATION
 
 MetricSink = Callable[[dict[str, float], int], None]
+EpochRecords = list[tuple[dict[str, float], int]]
+"""One epoch's curve values: (metrics, step) pairs for the sink."""
 CURVE_KEYS: tuple[str, ...] = ("loss", "val_loss", "mae", "val_mae")
 EVAL_BATCH_SIZE = 64
 """Batch size for validation (inference only: no effect on training, fewer steps)."""
@@ -49,12 +57,15 @@ class NonFiniteLossError(RuntimeError):
 class StageCurveLogger(keras.callbacks.Callback):
     """Forward each epoch's loss/MAE to the sink under stage{k}/… (stage epoch) and epoch/… (global epoch)."""
 
-    def __init__(self, stage: StagePlan, first_global_epoch: int, sink: MetricSink) -> None:
+    def __init__(self, stage: StagePlan, first_global_epoch: int, sink: MetricSink, epochs_run: int = 0,
+                 on_epoch_done: Callable[[int, EpochRecords], None] | None = None) -> None:
         super().__init__()
         self.stage = stage
         self.first_global_epoch = first_global_epoch
         self.sink = sink
-        self.epochs_run = 0
+        self.epochs_run = epochs_run
+        self.on_epoch_done = on_epoch_done
+        """Called (epochs done, records) after the finiteness check and before the sink: checkpoints go here."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -66,8 +77,31 @@ class StageCurveLogger(keras.callbacks.Callback):
                 f"try a lower learning rate than schedule.stages[{self.stage.index - 1}].lr={self.stage.lr}"
             )
         self.epochs_run = epoch + 1
-        self.sink({f"{self.stage.prefix}/{k}": v for k, v in values.items()}, epoch)
-        self.sink({f"epoch/{k}": v for k, v in values.items()}, self.first_global_epoch + epoch)
+        records = [({f"{self.stage.prefix}/{k}": v for k, v in values.items()}, epoch),
+                   ({f"epoch/{k}": v for k, v in values.items()}, self.first_global_epoch + epoch)]
+        if self.on_epoch_done is not None:
+            self.on_epoch_done(epoch + 1, records)
+        for metrics, step in records:
+            self.sink(metrics, step)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that starts from a saved state (a resumed stage) instead of from scratch."""
+
+    def __init__(self, *args: Any, initial_state: EarlyStoppingState | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial_state = initial_state
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.initial_state is not None:
+            state = self.initial_state
+            self.best, self.best_epoch, self.wait, self.best_weights = (state.best, state.best_epoch, state.wait,
+                                                                        state.best_weights)
+
+    def state(self) -> EarlyStoppingState:
+        best = None if self.best is None else float(self.best)
+        return EarlyStoppingState(best, int(self.best_epoch), int(self.wait), self.best_weights)
 
 
 @dataclass
@@ -91,6 +125,27 @@ class LoopContext:
     strategy: Any = None
     jit_compile: bool | None = None
     notes: list[str] = field(default_factory=list)
+    checkpoint_file: Path | None = None
+    """Where each epoch end leaves a checkpoint; None: no checkpoints."""
+    resume: Checkpoint | None = None
+    """The checkpoint to continue from; None: start afresh."""
+    stage_epochs: list[int] = field(default_factory=list)
+    """Epochs run by each finished stage (run_schedule fills it)."""
+    model: keras.Model | None = None
+    """The whole model (run_schedule sets it): what checkpoints save, even when a stage fits only the head."""
+
+    def save_checkpoint(self, stage: int, epoch: int, stage_over: bool = False, optimizer: Any = None,
+                        early_stopping: EarlyStoppingState | None = None, records: EpochRecords | None = None) -> None:
+        """Leave a checkpoint of the run's state (nothing without `checkpoint_file`)."""
+        if self.checkpoint_file is None or self.model is None:
+            return
+        python_rng, numpy_rng = capture_rng()
+        save_checkpoint(self.checkpoint_file, Checkpoint(
+            stage=stage, epoch=epoch, stage_epochs=list(self.stage_epochs), seed=self.seed, stage_over=stage_over,
+            model_variables=[np.asarray(v) for v in self.model.variables],
+            optimizer_variables=None if optimizer is None else [np.asarray(v) for v in optimizer.variables],
+            early_stopping=early_stopping, python_rng=python_rng, numpy_rng=numpy_rng,
+            last_metrics={"records": [[metrics, step] for metrics, step in records or []]}))
 
     @property
     def replicas(self) -> int:
@@ -108,25 +163,53 @@ def _compile(model: keras.Model, stage: StagePlan, context: LoopContext) -> None
                       else context.jit_compile)
 
 
+def _restore_optimizer(model: keras.Model, values: list[np.ndarray], context: LoopContext) -> None:
+    """Build the freshly compiled optimizer and put back the variables a checkpoint saved."""
+    with context.scope():
+        model.optimizer.build(model.trainable_variables)
+    variables = model.optimizer.variables
+    if len(variables) != len(values):
+        raise RuntimeError(f"the checkpoint holds {len(values)} optimizer variables, the optimizer has "
+                           f"{len(variables)}: it was written by a different model or schedule")
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+
+
 def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first_global_epoch: int,
-         context: LoopContext, augmentation: AugmentationConfig | None) -> int:
-    """model.fit on the pipelines, with early stopping (best weights restored) and the curve logger."""
+         context: LoopContext, augmentation: AugmentationConfig | None, resume: Checkpoint | None = None) -> int:
+    """model.fit on the pipelines, with early stopping (best weights restored) and the curve logger.
+
+    With `resume` (a checkpoint inside this stage), training goes on at the epoch after the checkpoint's.
+    """
+    done = 0 if resume is None else resume.epoch
+    stopping_state = None if resume is None else resume.early_stopping
+    if resume is not None and (resume.stage_over or done >= stage.max_epochs):
+        if stopping_state is not None and stopping_state.best_weights is not None:
+            model.set_weights(stopping_state.best_weights)  # what EarlyStopping does when its fit ends
+        return done
+    if resume is not None and resume.optimizer_variables is not None:
+        _restore_optimizer(model, resume.optimizer_variables, context)
     images, targets, weights = train
     batch_size = stage.batch_size * context.replicas
     batches = training_dataset(images, targets, weights, batch_size, context.seed, augmentation,
-                               stage.max_train_batches, first_epoch=first_global_epoch)
-    logger = StageCurveLogger(stage, first_global_epoch, context.sink)
+                               stage.max_train_batches, first_epoch=first_global_epoch + done)
+    stopping = ResumableEarlyStopping(monitor="val_loss", patience=stage.patience, restore_best_weights=True,
+                                      initial_state=stopping_state)
+
+    def checkpoint(epochs_done: int, records: EpochRecords) -> None:
+        over = bool(model.stop_training) or epochs_done >= stage.max_epochs
+        context.save_checkpoint(stage.index, epochs_done, over, model.optimizer, stopping.state(), records)
+
+    logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint)
     model.fit(
         batches,
+        initial_epoch=done,
         epochs=stage.max_epochs,
         steps_per_epoch=batches_per_epoch(len(images), batch_size, stage.max_train_batches),
         validation_data=inference_dataset(*valid, max(batch_size, EVAL_BATCH_SIZE)),
         shuffle=False,  # the pipeline shuffles
         verbose=context.verbose,
-        callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=stage.patience, restore_best_weights=True),
-            logger,
-        ],
+        callbacks=[stopping, logger],  # in this order: the checkpoint holds the epoch's early-stopping state
     )
     return logger.epochs_run
 
@@ -145,6 +228,7 @@ def run_stage(
     valid: tuple[np.ndarray, np.ndarray],
     first_global_epoch: int,
     context: LoopContext,
+    resume: Checkpoint | None = None,
 ) -> int:
     """Train one stage; early stopping on val_loss restores the stage's best weights. Returns epochs run.
 
@@ -161,7 +245,7 @@ def run_stage(
     if blocker is not None:
         context.notes.append(f"stage {stage.index}: backbone recomputed every epoch because {blocker}")
         _compile(model, stage, context)
-        return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation)
+        return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
     images, targets, weights = train
     hits, misses = cache.store.hits, cache.store.misses
     train_features = _cached_features(model, images, "train", cache)
@@ -171,7 +255,7 @@ def run_stage(
     head = model.get_layer("head")
     _compile(head, stage, context)
     return _fit(head, stage, (train_features, targets, weights), (valid_features, valid[1]), first_global_epoch,
-                context, None)
+                context, None, resume)
 
 
 def run_schedule(
@@ -181,11 +265,25 @@ def run_schedule(
     valid: tuple[np.ndarray, np.ndarray],
     context: LoopContext,
 ) -> list[int]:
-    """Run every stage in order, curves (and shuffles) continuing across stages; returns the epochs each stage ran."""
-    epochs_per_stage = []
-    global_epoch = 0
-    for stage in stages:
-        epochs = run_stage(model, stage, train, valid, global_epoch, context)
-        epochs_per_stage.append(epochs)
-        global_epoch += epochs
-    return epochs_per_stage
+    """Run every stage in order, curves (and shuffles) continuing across stages; returns the epochs each stage ran.
+
+    With `context.resume`, the model's variables and the RNG states come back from the checkpoint, finished stages
+    are skipped and the checkpoint's stage continues where it stopped.
+    """
+    context.model = model
+    resume = context.resume
+    context.stage_epochs = [] if resume is None else list(resume.stage_epochs)
+    if resume is not None:
+        variables = model.variables
+        if len(variables) != len(resume.model_variables):
+            raise RuntimeError(f"the checkpoint holds {len(resume.model_variables)} model variables, the model has "
+                               f"{len(variables)}: it was written by a different model")
+        for variable, value in zip(variables, resume.model_variables, strict=True):
+            variable.assign(value)
+        restore_rng(resume.python_rng, resume.numpy_rng)
+    for stage in stages[len(context.stage_epochs):]:
+        in_stage = resume if resume is not None and resume.stage == stage.index else None
+        epochs = run_stage(model, stage, train, valid, sum(context.stage_epochs), context, in_stage)
+        context.stage_epochs.append(epochs)
+        context.save_checkpoint(stage.index + 1, 0)
+    return list(context.stage_epochs)

@@ -1,0 +1,214 @@
+"""Resuming a killed run: SIGKILL `python -m facebias.train` in stage 2 of three, rerun it with `resume=auto`.
+
+The resumed run must be the same MLflow run, end FINISHED, log every epoch exactly once, and reach the same test
+metrics as an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from facebias.training.checkpoint import (
+    Checkpoint,
+    EarlyStoppingState,
+    capture_rng,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+COMMAND = [sys.executable, "-m", "facebias.train", "trainer=smoke", "data.n_train=240", "data.n_valid=96",
+           "data.n_test=96", "schedule=three_stage", "trainer.max_epochs_cap=4", "trainer.deterministic=true",
+           "trainer.verbose=2"]
+EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
+"""Keras' line at the end of an epoch (verbose=2)."""
+STAGE1_EPOCHS = 4
+"""Stage 1 runs all its max_epochs_cap epochs: its patience (5) exceeds them."""
+REL_TOLERANCE = 1e-4
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([*COMMAND, *overrides], cwd=cwd, capture_output=True, text=True, env=_env(),
+                            timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"training failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def _runs(cwd: Path) -> tuple[MlflowClient, list]:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("facebias")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def _kill_in_stage_two(cwd: Path) -> None:
+    """Start the run and SIGKILL it right after the first epoch of stage 2 has ended."""
+    process = subprocess.Popen(COMMAND, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=_env())
+    try:
+        epochs = 0
+        for line in process.stdout:
+            epochs += bool(EPOCH_LINE.match(line))
+            if epochs == STAGE1_EPOCHS + 1:
+                break
+        else:
+            pytest.fail("training ended before its fifth epoch")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """The test metrics of an uninterrupted run."""
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    _train(cwd)
+    _, runs = _runs(cwd)
+    return runs[0].data.metrics
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, subprocess.CompletedProcess]:
+    cwd = tmp_path_factory.mktemp("killed")
+    _kill_in_stage_two(cwd)
+    _, runs = _runs(cwd)
+    assert [r.info.status for r in runs] == ["RUNNING"], "a SIGKILLed run cannot end itself"
+    assert (Path(runs[0].data.tags["facebias.output_dir"]) / "checkpoint" / "last.npz").is_file()
+    return cwd, runs[0].info.run_id, _train(cwd, "resume=auto")
+
+
+@pytest.mark.slow
+def test_the_killed_run_is_continued_and_finishes(resumed) -> None:
+    cwd, run_id, result = resumed
+    _, runs = _runs(cwd)
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
+    assert f"resuming run {run_id}" in result.stdout
+    output_dir = Path(runs[0].data.tags["facebias.output_dir"])
+    assert not (output_dir / "checkpoint").exists(), "checkpoints are removed when the run finishes"
+    assert (output_dir / "model.weights.h5").is_file()
+
+
+@pytest.mark.slow
+def test_every_epoch_is_logged_exactly_once(resumed) -> None:
+    cwd, run_id, _ = resumed
+    client, _ = _runs(cwd)
+    total = 0
+    for stage in (1, 2, 3):
+        for key in ("loss", "val_loss", "mae", "val_mae"):
+            steps = [m.step for m in client.get_metric_history(run_id, f"stage{stage}/{key}")]
+            assert sorted(steps) == list(range(len(steps))) and steps, f"stage{stage}/{key}: {steps}"
+        total += len(client.get_metric_history(run_id, f"stage{stage}/loss"))
+    for key in ("loss", "val_loss", "mae", "val_mae"):
+        steps = [m.step for m in client.get_metric_history(run_id, f"epoch/{key}")]
+        assert sorted(steps) == list(range(total)), f"epoch/{key}: {steps}"
+    _, runs = _runs(cwd)
+    history = (Path(runs[0].data.tags["facebias.output_dir"]) / "artifacts" / "history.csv").read_text()
+    assert len(history.splitlines()) == total + 1, "the run's history.csv has every epoch, from before the kill too"
+
+
+@pytest.mark.slow
+def test_the_resumed_run_ends_where_an_uninterrupted_one_does(resumed, reference) -> None:
+    cwd, _, _ = resumed
+    _, runs = _runs(cwd)
+    metrics = runs[0].data.metrics
+    finals = sorted(key for key in reference if key.startswith(("test/", "val/")))
+    assert finals
+    for key in finals:
+        assert metrics[key] == pytest.approx(reference[key], rel=REL_TOLERANCE, abs=1e-6), key
+    for stage in (1, 2, 3):
+        assert metrics[f"stage{stage}/epochs"] == reference[f"stage{stage}/epochs"]
+
+
+def test_resume_of_an_unknown_run_is_one_sentence(tmp_path: Path) -> None:
+    result = subprocess.run([*COMMAND, "resume=0123456789abcdef0123456789abcdef"], cwd=tmp_path,
+                            capture_output=True, text=True, env=_env(), timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: resume=0123456789abcdef0123456789abcdef: the MLflow experiment 'facebias' has no such run")
+
+
+def test_resume_auto_without_a_killed_run_starts_a_new_one(tmp_path: Path) -> None:
+    result = _train(tmp_path, "schedule=one_stage", "resume=auto")
+    assert "resume=auto: no unfinished run of this config has a checkpoint, so a new run starts." in result.stdout
+    _, runs = _runs(tmp_path)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+
+
+def test_a_checkpoint_round_trips_and_replaces_the_last_one_atomically(tmp_path: Path) -> None:
+    path = checkpoint_path(tmp_path)
+    python_rng, numpy_rng = capture_rng()
+    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.zeros(3, np.float32)]
+    stopping = EarlyStoppingState(best=0.5, best_epoch=1, wait=1, best_weights=[w + 1 for w in weights])
+    save_checkpoint(path, Checkpoint(stage=1, epoch=1, stage_epochs=[], seed=3))
+    save_checkpoint(path, Checkpoint(stage=2, epoch=3, stage_epochs=[4], seed=3, model_variables=weights,
+                                     optimizer_variables=[np.int64(7)], early_stopping=stopping,
+                                     python_rng=python_rng, numpy_rng=numpy_rng,
+                                     last_metrics={"records": [[{"epoch/loss": 1.5}, 6]]}))
+    assert [p.name for p in path.parent.iterdir()] == ["last.npz"], "no temporary file is left behind"
+    loaded = load_checkpoint(path)
+    assert (loaded.stage, loaded.epoch, loaded.stage_epochs, loaded.global_epoch) == (2, 3, [4], 7)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.model_variables, weights, strict=True))
+    assert [int(v) for v in loaded.optimizer_variables] == [7]
+    assert (loaded.early_stopping.best, loaded.early_stopping.wait) == (0.5, 1)
+    assert np.array_equal(loaded.early_stopping.best_weights[0], weights[0] + 1)
+    assert loaded.last_metrics == {"records": [[{"epoch/loss": 1.5}, 6]]}
+    assert load_checkpoint(tmp_path / "nowhere.npz") is None
+
+
+def test_run_schedule_resumed_from_any_epoch_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    """In-process: resume from a mid-stage checkpoint and from the one at the last epoch of stage 1 (stage over)."""
+    from facebias.config import BackboneConfig, HeadConfig, StageConfig, TrainerConfig
+    from facebias.models.assemble import build_model
+    from facebias.training.loop import LoopContext, run_schedule
+    from facebias.training.schedule import plan_stages
+
+    def model():
+        import keras
+
+        keras.utils.set_random_seed(0)
+        backbone = BackboneConfig(name="small_cnn", input_size=32, preprocessing="unit", widths=[4, 8])
+        return build_model(backbone, HeadConfig(name="mlp", dropout=0.5, hidden_units=[8]), (32, 32), 32)
+
+    rng = np.random.default_rng(0)
+    images, targets = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), rng.uniform(0.1, 0.9, 48)
+    stages = plan_stages([StageConfig(trainable="head", lr=1e-2, max_epochs=3, patience=5, batch_size=16),
+                          StageConfig(trainable="all", lr=1e-3, max_epochs=3, patience=5, batch_size=16)],
+                         TrainerConfig())
+    path = checkpoint_path(tmp_path)
+
+    def run(resume: Checkpoint | None) -> tuple[list[np.ndarray], list]:
+        records: list = []
+
+        def sink(metrics: dict, step: int) -> None:
+            if any(key.startswith("stage") for key in metrics):  # one copy per epoch, taken after its checkpoint
+                (tmp_path / f"epoch{len(records)}.npz").write_bytes(path.read_bytes())
+            records.append((metrics, step))
+
+        trained = model()
+        run_schedule(trained, stages, (images, targets, None), (images[:16], targets[:16]),
+                     LoopContext(sink, verbose=0, checkpoint_file=path, resume=resume))
+        return trained.get_weights(), records
+
+    weights, records = run(None)
+    # the end of stage 1 (its last epoch: the stage is over, its end not yet checkpointed), one epoch into stage 2
+    checkpoints = [load_checkpoint(tmp_path / f"epoch{2 * (done - 1)}.npz") for done in (3, 4)]
+    assert [(c.stage, c.epoch, c.stage_over) for c in checkpoints] == [(1, 3, True), (2, 1, False)]
+    for epochs_done, checkpoint in zip((3, 4), checkpoints, strict=True):
+        resumed_weights, resumed_records = run(checkpoint)
+        assert resumed_records == records[2 * epochs_done:], "each later epoch is logged once, none again"
+        assert all(np.array_equal(a, b) for a, b in zip(resumed_weights, weights, strict=True))
