@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from facebias.config import register_configs
@@ -61,3 +62,10 @@ def quick_grid_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if result.returncode != 0:
         pytest.fail(f"the quick grid sweep failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return cwd
+
+
+def store_runs(cwd: Path) -> tuple[MlflowClient, list]:
+    """A client on <cwd>/mlruns/mlflow.db and the runs of experiment "facebias", oldest first."""
+    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("facebias")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
+from conftest import store_runs
 
 from facebias.training.checkpoint import (
     Checkpoint,
@@ -48,12 +48,6 @@ def _train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     return result
 
 
-def _runs(cwd: Path) -> tuple[MlflowClient, list]:
-    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("facebias")
-    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-
-
 def _kill_in_stage_two(cwd: Path) -> None:
     """Start the run and SIGKILL it right after the first epoch of stage 2 has ended."""
     process = subprocess.Popen(COMMAND, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -78,7 +72,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     """The test metrics of an uninterrupted run."""
     cwd = tmp_path_factory.mktemp("uninterrupted")
     _train(cwd)
-    _, runs = _runs(cwd)
+    _, runs = store_runs(cwd)
     return runs[0].data.metrics
 
 
@@ -86,7 +80,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
 def resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, subprocess.CompletedProcess]:
     cwd = tmp_path_factory.mktemp("killed")
     _kill_in_stage_two(cwd)
-    _, runs = _runs(cwd)
+    _, runs = store_runs(cwd)
     assert [r.info.status for r in runs] == ["RUNNING"], "a SIGKILLed run cannot end itself"
     assert (Path(runs[0].data.tags["facebias.output_dir"]) / "checkpoint" / "last.npz").is_file()
     return cwd, runs[0].info.run_id, _train(cwd, "resume=auto")
@@ -95,7 +89,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, subpro
 @pytest.mark.slow
 def test_the_killed_run_is_continued_and_finishes(resumed) -> None:
     cwd, run_id, result = resumed
-    _, runs = _runs(cwd)
+    _, runs = store_runs(cwd)
     assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
     assert f"resuming run {run_id}" in result.stdout
     output_dir = Path(runs[0].data.tags["facebias.output_dir"])
@@ -106,7 +100,7 @@ def test_the_killed_run_is_continued_and_finishes(resumed) -> None:
 @pytest.mark.slow
 def test_every_epoch_is_logged_exactly_once(resumed) -> None:
     cwd, run_id, _ = resumed
-    client, _ = _runs(cwd)
+    client, _ = store_runs(cwd)
     total = 0
     for stage in (1, 2, 3):
         for key in ("loss", "val_loss", "mae", "val_mae"):
@@ -116,7 +110,7 @@ def test_every_epoch_is_logged_exactly_once(resumed) -> None:
     for key in ("loss", "val_loss", "mae", "val_mae"):
         steps = [m.step for m in client.get_metric_history(run_id, f"epoch/{key}")]
         assert sorted(steps) == list(range(total)), f"epoch/{key}: {steps}"
-    _, runs = _runs(cwd)
+    _, runs = store_runs(cwd)
     history = (Path(runs[0].data.tags["facebias.output_dir"]) / "artifacts" / "history.csv").read_text()
     assert len(history.splitlines()) == total + 1, "the run's history.csv has every epoch, from before the kill too"
 
@@ -124,7 +118,7 @@ def test_every_epoch_is_logged_exactly_once(resumed) -> None:
 @pytest.mark.slow
 def test_the_resumed_run_ends_where_an_uninterrupted_one_does(resumed, reference) -> None:
     cwd, _, _ = resumed
-    _, runs = _runs(cwd)
+    _, runs = store_runs(cwd)
     metrics = runs[0].data.metrics
     finals = sorted(key for key in reference if key.startswith(("test/", "val/")))
     assert finals
@@ -145,7 +139,7 @@ def test_resume_of_an_unknown_run_is_one_sentence(tmp_path: Path) -> None:
 def test_resume_auto_without_a_killed_run_starts_a_new_one(tmp_path: Path) -> None:
     result = _train(tmp_path, "schedule=one_stage", "resume=auto")
     assert "resume=auto: no unfinished run of this config has a checkpoint, so a new run starts." in result.stdout
-    _, runs = _runs(tmp_path)
+    _, runs = store_runs(tmp_path)
     assert [r.info.status for r in runs] == ["FINISHED"]
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+from conftest import store_runs
 
 SMALL_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
 
@@ -25,12 +25,6 @@ def _train(cwd: Path, *overrides: str, check: bool = True) -> subprocess.Complet
     return result
 
 
-def _runs(cwd: Path) -> tuple[MlflowClient, list]:
-    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("facebias")
-    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-
-
 @pytest.fixture(scope="module")
 def three_stage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     cwd = tmp_path_factory.mktemp("e2e")
@@ -39,7 +33,7 @@ def three_stage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sub
 
 def test_run_records_params_tags_and_status(three_stage_run) -> None:
     cwd, result = three_stage_run
-    _client, runs = _runs(cwd)
+    _client, runs = store_runs(cwd)
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
@@ -61,7 +55,7 @@ def test_run_records_params_tags_and_status(three_stage_run) -> None:
 
 def test_run_records_per_stage_and_global_curves(three_stage_run) -> None:
     cwd, _ = three_stage_run
-    client, runs = _runs(cwd)
+    client, runs = store_runs(cwd)
     run_id = runs[0].info.run_id
     stage_epochs = []
     for stage in (1, 2, 3):
@@ -77,7 +71,7 @@ def test_run_records_per_stage_and_global_curves(three_stage_run) -> None:
 
 def test_run_records_final_metrics_and_artifacts(three_stage_run) -> None:
     cwd, _ = three_stage_run
-    client, runs = _runs(cwd)
+    client, runs = store_runs(cwd)
     run = runs[0]
     metrics = run.data.metrics
     for split in ("val", "test"):
@@ -99,7 +93,7 @@ def test_a_failure_during_the_run_marks_it_failed_with_the_error(tmp_path: Path)
     result = _train(tmp_path, "backbone=resnet50", "backbone.weights=/nowhere/vggface2.h5", check=False)
     assert result.returncode == 1
     assert "backbone.weights=null" in result.stderr
-    _client, runs = _runs(tmp_path)
+    _client, runs = store_runs(tmp_path)
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "/nowhere/vggface2.h5" in runs[0].data.tags["error"]
 
@@ -131,5 +125,5 @@ def test_ctrl_c_ends_the_run_killed(tmp_path: Path) -> None:
         process.wait(timeout=60)
     finally:
         process.kill()
-    _, runs = _runs(tmp_path)
+    _, runs = store_runs(tmp_path)
     assert [r.info.status for r in runs] == ["KILLED"]
