@@ -151,6 +151,16 @@ class AugmentationConfig:
 
 
 @dataclass
+class StatisticsConfig:
+    """The uncertainty of every score (docs/metrics.md): bootstrap intervals over images, permutation nulls."""
+
+    bootstrap_resamples: int = 1000
+    level: float = 0.95
+    permutations: int = 1000
+    seed: int = 0
+
+
+@dataclass
 class TrainConfig:
     """A whole run, composed by Hydra from one option of every config group."""
 
@@ -166,6 +176,7 @@ class TrainConfig:
     tracking: TrackingConfig = MISSING
     trainer: TrainerConfig = MISSING
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     resume: str | None = None
 
 
@@ -221,6 +232,12 @@ def validate(config: TrainConfig) -> TrainConfig:
            "invalid: use a fraction in [0, 0.5) of the image side.")
     _check(0.0 <= augmentation.brightness <= 1.0, f"augmentation.brightness={augmentation.brightness} is invalid: "
            "use a value in [0, 1].")
+    statistics = config.statistics
+    for key in ("bootstrap_resamples", "permutations"):
+        value = getattr(statistics, key)
+        _check(value >= 1, f"statistics.{key}={value} is invalid: use a whole number >= 1 (e.g. 1000).")
+    _check(0.0 < statistics.level < 1.0, f"statistics.level={statistics.level} is invalid: use a coverage in (0, 1), "
+           "e.g. 0.95.")
     trainer = config.trainer
     for key in ("max_epochs_cap", "max_train_batches", "max_batch_size", "max_eval_samples"):
         _check_positive_optional(getattr(trainer, key), f"trainer.{key}")

@@ -1,14 +1,15 @@
-"""Evaluate predictions of a split: metrics, per-group table and the per-sample predictions frame (no TF)."""
+"""Evaluate predictions of a split: metrics with their uncertainty, per-group table and predictions (no TF)."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from facebias.metrics import bias_scores, group_mae_table
+from facebias.config import StatisticsConfig
+from facebias.metrics import BIAS_ATTRIBUTES, NullResult, bias_intervals, bias_scores, group_mae_table, permutation_null
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,22 @@ class SplitEvaluation:
     groups: pd.DataFrame
     predictions: pd.DataFrame
     warnings: list[str]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    nulls: dict[str, NullResult] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
-        """`{split}/mae`, `{split}/age_bias`, …, and per-group `{split}/mae_by_{attribute}/{group}` and counts.
+        """`{split}/mae`, `{split}/age_bias`, …, their `_ci_low`/`_ci_high`, each bias's `_null` and `_p`, and
+        per-group `{split}/mae_by_{attribute}/{group}` and counts.
 
         Empty groups log their count (0) but no MAE, so MLflow never receives a NaN.
         """
         metrics = {f"{self.split}/{name}": value for name, value in self.scores.items()}
+        for name, (low, high) in self.intervals.items():
+            metrics[f"{self.split}/{name}_ci_low"] = low
+            metrics[f"{self.split}/{name}_ci_high"] = high
+        for name, result in self.nulls.items():
+            metrics[f"{self.split}/{name}_null"] = result.null
+            metrics[f"{self.split}/{name}_p"] = result.p
         for row in self.groups.itertuples(index=False):
             group = row.group.replace("<", "lt").replace(">=", "ge")
             metrics[f"{self.split}/count_by_{row.attribute}/{group}"] = float(row.count)
@@ -34,9 +44,15 @@ class SplitEvaluation:
                 metrics[f"{self.split}/mae_by_{row.attribute}/{group}"] = float(row.mae)
         return metrics
 
+    def within_noise(self, alpha: float = 0.05) -> list[str]:
+        """The bias scores whose permutation p-value is ≥ `alpha`: indistinguishable from group-blind errors."""
+        return [name for name in BIAS_ATTRIBUTES if name in self.nulls and self.nulls[name].p >= alpha]
 
-def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attributes: pd.DataFrame) -> SplitEvaluation:
-    """MAE, bias scores and per-group MAE of apparent ages `predicted` vs. `ages` (years)."""
+
+def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attributes: pd.DataFrame,
+                   statistics: StatisticsConfig | None = None) -> SplitEvaluation:
+    """MAE, bias scores and per-group MAE of apparent ages `predicted` vs. `ages` (years); with `statistics`, also
+    the bootstrap interval of every score and the permutation null of every bias."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scores = bias_scores(ages, predicted, attributes)
@@ -48,4 +64,11 @@ def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attribut
     messages = [f"{split}: {w.message}" for w in caught]
     for message in messages:
         warnings.warn(message, stacklevel=2)
-    return SplitEvaluation(split=split, scores=scores, groups=groups, predictions=predictions, warnings=messages)
+    intervals, nulls = {}, {}
+    if statistics is not None:
+        intervals = bias_intervals(ages, predicted, attributes, n_resamples=statistics.bootstrap_resamples,
+                                   level=statistics.level, seed=statistics.seed)
+        nulls = permutation_null(ages, predicted, attributes, n_permutations=statistics.permutations,
+                                 seed=statistics.seed)
+    return SplitEvaluation(split=split, scores=scores, groups=groups, predictions=predictions, warnings=messages,
+                           intervals=intervals, nulls=nulls)

@@ -10,16 +10,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+LEARNING_CURVE_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("training objective", "loss (weighted MSE when weighting is on)", ("loss",)),
+    ("unweighted MSE, train vs. validation", "MSE (targets = age / 100)", ("train_mse", "val_loss")),
+    ("MAE, train vs. validation", "MAE (years)", ("mae", "val_mae")),
+)
+"""(title, y label, history columns) of each panel: like is plotted with like — the weighted objective on its own,
+the unweighted training MSE beside the (unweighted) validation loss, training MAE beside validation MAE."""
+
 
 def plot_learning_curves(history: pd.DataFrame, stage_epochs: list[int], path: Path) -> Path:
-    """Loss and MAE (years) per global epoch, train and validation, with dashed lines at stage boundaries.
+    """Three panels per global epoch (see LEARNING_CURVE_PANELS) with dashed lines at stage boundaries.
 
-    `history` has one row per global epoch (1-based column `epoch`) and columns loss, val_loss, mae, val_mae.
+    `history` has one row per global epoch (1-based column `epoch`) and the curve columns of the run.
     """
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, metric, label in ((axes[0], "loss", "weighted MSE loss"), (axes[1], "mae", "MAE (years)")):
-        for column, style in ((metric, "-"), (f"val_{metric}", "--")):
+    figure, axes = plt.subplots(1, len(LEARNING_CURVE_PANELS), figsize=(16, 4))
+    for axis, (title, label, columns) in zip(axes, LEARNING_CURVE_PANELS, strict=True):
+        for column in columns:
             if column in history:
+                style = "--" if column.startswith("val_") else "-"
                 axis.plot(history["epoch"], history[column], style, marker="o", markersize=3, label=column)
         boundary = 0
         for stage, epochs in enumerate(stage_epochs[:-1], start=1):
@@ -27,6 +36,7 @@ def plot_learning_curves(history: pd.DataFrame, stage_epochs: list[int], path: P
             axis.axvline(boundary + 0.5, color="grey", linestyle=":", linewidth=1)
             axis.text(boundary + 0.5, 1.0, f" end of stage {stage}", transform=axis.get_xaxis_transform(),
                       fontsize=8, va="top", color="grey")
+        axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch (all stages)")
         axis.set_ylabel(label)
         axis.legend()

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from facebias.config import BackboneConfig, TrainConfig, TrainerConfig
+from facebias.config import BackboneConfig, StatisticsConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
 from facebias.data.pipeline import inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
@@ -44,8 +44,10 @@ def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_
     return model.predict(inference_dataset(images, None, batch_size), verbose=0).reshape(-1) * AGE_NORMALISATION
 
 
-def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None) -> list[SplitEvaluation]:
-    """Evaluate the validation and test splits (the first `limit` samples of each in quick mode).
+def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None,
+                   statistics: StatisticsConfig | None = None) -> list[SplitEvaluation]:
+    """Evaluate the validation and test splits (the first `limit` samples of each in quick mode), with the
+    uncertainty of every score when `statistics` is given.
 
     A split without labels (the starting kit's test split) is not evaluated: a warning says so.
     """
@@ -57,7 +59,8 @@ def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = Non
                           "metrics)", stacklevel=2)
             continue
         predicted = predict_ages(model, split.images[:limit])
-        evaluations.append(evaluate_split(prefix, split.ages[:limit], predicted, split.attributes.iloc[:limit]))
+        evaluations.append(evaluate_split(prefix, split.ages[:limit], predicted, split.attributes.iloc[:limit],
+                                          statistics))
     return evaluations
 
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = "facebias_sweep.json"
 JOBS_FOLDER = "facebias_jobs"
+OBJECTIVE = "val/mae"
+"""What a job returns to Hydra's sweeper: a validation metric, never a test one (no tuning on the test split)."""
 
 
 def sweep_key(task_overrides: list[str], experiment: str) -> str:
@@ -179,7 +181,7 @@ def run_sweep_job(
             if done is not None:
                 log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)
                 _write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
-                return done.data.metrics.get("test/mae")
+                return done.data.metrics.get(OBJECTIVE)
         result = train(config, parent_run_id=parent_run_id, extra_tags=job_tags, on_run_open=opened.append)
     except KeyboardInterrupt:
         raise
@@ -193,4 +195,4 @@ def run_sweep_job(
         _write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
         return None
     _write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))
-    return result.metrics.get("test/mae")
+    return result.metrics.get(OBJECTIVE)

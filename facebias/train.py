@@ -171,7 +171,7 @@ def train(
         stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), train_data, valid,
                                     context)
         record_loop_notes(recorder, context, stage_epochs)
-        evaluations = evaluate_model(model, dataset, limit)
+        evaluations = evaluate_model(model, dataset, limit, config.statistics)
         metrics = {}
         for evaluation in evaluations:
             metrics.update(evaluation.flat_metrics())
@@ -192,7 +192,7 @@ def restore_history(recorder: Any, history: CurveHistory, checkpoint: Checkpoint
         missing = {key: value for key, value in metrics.items() if step not in logged_history(recorder, key)}
         if missing:
             recorder.log_metrics(missing, step)
-    for key in CURVE_KEYS:
+    for key in CURVE_KEYS.values():
         for step, value in logged_history(recorder, f"epoch/{key}").items():
             if step < checkpoint.global_epoch:
                 history.rows.setdefault(step, {})[key] = value
@@ -220,14 +220,44 @@ def record_dataset(recorder: Any, dataset: Any, folder: Path) -> None:
     recorder.log_dataset(dataset.name, digest, source, {name: len(split) for name, split in dataset.splits.items()})
 
 
-def print_summary(result: RunResult) -> None:
-    """The headline metrics, the run id and how to look at the run."""
-    print("\n== facebias run finished ==")
+NOISE_ALPHA = 0.05
+"""A bias whose permutation p-value is at least this is reported as within noise."""
+
+
+def summary_lines(metrics: Mapping[str, float], level: float) -> list[str]:
+    """Each evaluated split's scores with their bootstrap intervals, then each bias against its noise floor."""
+    lines = []
     for split in ("val", "test"):
-        if f"{split}/mae" not in result.metrics:
+        if f"{split}/mae" not in metrics:
             continue
-        values = ", ".join(f"{name} {result.metrics[f'{split}/{name}']:.3f}" for name in SUMMARY_METRICS)
-        print(f"{split:>4}: {values}")
+        values = []
+        for name in SUMMARY_METRICS:
+            text = f"{name} {metrics[f'{split}/{name}']:.3f}"
+            if f"{split}/{name}_ci_low" in metrics:
+                text += f" [{metrics[f'{split}/{name}_ci_low']:.3f}, {metrics[f'{split}/{name}_ci_high']:.3f}]"
+            values.append(text)
+        lines.append(f"{split:>4}: {', '.join(values)}")
+    if any(key.endswith("_ci_low") for key in metrics):
+        lines.append(f"      [low, high]: {level:.0%} bootstrap interval over the evaluated images")
+    split = "test" if "test/mae" in metrics else "val"
+    biases = [name for name in SUMMARY_METRICS[1:] if f"{split}/{name}_null" in metrics]
+    if biases:
+        lines.append(f"noise floor on {split} (the score if errors ignored the group; permutation p-value):")
+        for name in biases:
+            p_value = metrics[f"{split}/{name}_p"]
+            verdict = "within noise" if p_value >= NOISE_ALPHA else "beyond noise"
+            lines.append(f"  {name} {metrics[f'{split}/{name}']:.3f} vs. null {metrics[f'{split}/{name}_null']:.3f}"
+                         f" (p {p_value:.3f}): {verdict}")
+        lines.append(f"  A bias within noise (p >= {NOISE_ALPHA}) is not evidence of unfairness: errors that do not "
+                     "depend on the group would score as much.")
+    return lines
+
+
+def print_summary(result: RunResult, level: float) -> None:
+    """The headline metrics with their uncertainty, the run id and how to look at the run."""
+    print("\n== facebias run finished ==")
+    for line in summary_lines(result.metrics, level):
+        print(line)
     print(f"run id: {result.run_id}")
     print(f"outputs: {result.output_dir}")
     print(f"view it: {result.view_hint}")
@@ -235,7 +265,8 @@ def print_summary(result: RunResult) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra task: validate the config, train, print the summary; returns the test MAE (for sweepers)."""
+    """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers: tuning
+    must never see the test split)."""
     logging.captureWarnings(True)
     hydra_config = HydraConfig.get()
     choices = dict(hydra_config.runtime.choices)
@@ -253,12 +284,13 @@ def main(cfg: DictConfig) -> float | None:
         tags = run_tags(config, choices) if isinstance(config, TrainConfig) else {}
         return run_sweep_job(config, resolved, hydra_config, run, name, tags)
     try:
-        result = run(to_train_config(cfg))
+        config = to_train_config(cfg)
+        result = run(config)
     except FacebiasError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
-    print_summary(result)
-    return result.metrics.get("test/mae")
+    print_summary(result, config.statistics.level)
+    return result.metrics.get("val/mae")
 
 
 if __name__ == "__main__":

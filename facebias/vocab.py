@@ -1,4 +1,4 @@
-"""Attribute vocabularies of SPEC.md and the age-group rule: the exact strings every data source must yield."""
+"""Attribute vocabularies (docs/metrics.md) and the age-group rule: the exact strings every data source must yield."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 
 AGE_NORMALISATION = 100.0
-"""Targets are apparent age / 100; predictions x 100 are years (SPEC.md)."""
+"""Targets are apparent age / 100; predictions x 100 are years."""
 
 
 def age_groups(ages_years: np.ndarray) -> np.ndarray:
-    """Map apparent ages in years to the age-group strings of SPEC.md (<20, 20-39, 40-59, >=60)."""
+    """Map apparent ages in years to the age-group strings (<20, 20-39, 40-59, >=60)."""
     ages = np.asarray(ages_years, dtype=float)
     index = np.digitize(ages, AGE_GROUP_EDGES, right=False)
     return np.asarray(AGE_GROUPS, dtype=object)[index]

@@ -21,7 +21,7 @@ class CurveHistory:
                 self.rows.setdefault(step, {})[key.removeprefix("epoch/")] = value
 
     def frame(self) -> pd.DataFrame:
-        """One row per global epoch (1-based `epoch` column) with loss, val_loss, mae, val_mae."""
+        """One row per global epoch (1-based `epoch` column) with loss, val_loss, train_mse, mae, val_mae."""
         frame = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
         frame.insert(0, "epoch", frame.index + 1)
         return frame.reset_index(drop=True)

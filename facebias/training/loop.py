@@ -30,17 +30,41 @@ from facebias.vocab import AGE_NORMALISATION
 MetricSink = Callable[[dict[str, float], int], None]
 EpochRecords = list[tuple[dict[str, float], int]]
 """One epoch's curve values: (metrics, step) pairs for the sink."""
-CURVE_KEYS: tuple[str, ...] = ("loss", "val_loss", "mae", "val_mae")
+CURVE_KEYS: dict[str, str] = {
+    "loss": "loss",
+    "val_loss": "val_loss",
+    "mse": "train_mse",
+    "mae": "mae",
+    "val_mae": "val_mae",
+}
+"""Keras log key → curve name. `loss` is the training objective (the group-weighted MSE when weighting is on);
+`train_mse` is the unweighted training MSE, on the same scale as `val_loss` (validation has no weights);
+`mae`/`val_mae` are unweighted MAEs in years. Training values are running means over the epoch's batches."""
 EVAL_BATCH_SIZE = 64
 """Batch size for validation (inference only: no effect on training, fewer steps)."""
 
 
+def _flat_pair(y_true, y_pred):
+    """Targets and predictions as matching 1-D tensors: a (batch,) target against a (batch, 1) prediction must not
+    broadcast to (batch, batch)."""
+    y_pred = ops.reshape(y_pred, (-1,))
+    return ops.reshape(ops.cast(y_true, y_pred.dtype), (-1,)), y_pred
+
+
 def mae_years(y_true, y_pred):
-    """Mean absolute error in years (targets and predictions are age / 100)."""
-    return ops.mean(ops.abs(y_true - y_pred), axis=-1) * AGE_NORMALISATION
+    """Per-sample absolute error in years (targets and predictions are age / 100); Keras averages it."""
+    y_true, y_pred = _flat_pair(y_true, y_pred)
+    return ops.abs(y_pred - y_true) * AGE_NORMALISATION
+
+
+def squared_error(y_true, y_pred):
+    """Per-sample squared error on the normalised targets (the unweighted counterpart of the loss)."""
+    y_true, y_pred = _flat_pair(y_true, y_pred)
+    return ops.square(y_pred - y_true)
 
 
 mae_years.__name__ = "mae"
+squared_error.__name__ = "mse"
 
 
 def set_trainable_parts(model: keras.Model, parts: dict[str, bool]) -> None:
@@ -69,7 +93,7 @@ class StageCurveLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        values = {key: float(logs[key]) for key in CURVE_KEYS if key in logs}
+        values = {curve: float(logs[key]) for key, curve in CURVE_KEYS.items() if key in logs}
         if not all(math.isfinite(v) for v in values.values()):
             self.model.stop_training = True
             raise NonFiniteLossError(
@@ -158,7 +182,7 @@ class LoopContext:
 
 def _compile(model: keras.Model, stage: StagePlan, context: LoopContext) -> None:
     with context.scope():
-        model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss="mse", metrics=[mae_years],
+        model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss="mse", metrics=[squared_error, mae_years],
                       run_eagerly=stage.run_eagerly, jit_compile="auto" if context.jit_compile is None
                       else context.jit_compile)
 

@@ -1,4 +1,4 @@
-"""MAE, per-group MAE and the bias scores of SPEC.md — pure numpy/pandas, no TensorFlow, no MLflow.
+"""MAE, per-group MAE and the bias scores — pure numpy/pandas, no TensorFlow, no MLflow (docs/metrics.md).
 
 Bias of an attribute = the mean, over all unordered pairs of its groups, of |MAE_i - MAE_j|. A group with
 no sample in the evaluated split has no MAE: it is left out of the pairs with a warning (its count is 0 in
@@ -89,7 +89,7 @@ def pairwise_bias(group_maes: dict[str, float], attribute: str = "attribute") ->
 
 
 def bias_scores(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame) -> dict[str, float]:
-    """MAE and the four bias scores of SPEC.md.
+    """MAE and the four bias scores (docs/metrics.md).
 
     `y_true`/`y_pred` are apparent ages in years; `attributes` has the columns gender, ethnicity, expression.
     Returns the keys mae, age_bias, gender_bias, ethnicity_bias, expression_bias.
