@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from facebias.report import format_markdown, results_table
-from facebias.tracking import load_sweep_runs
+from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+from facebias.tracking.queries import load_sweep_runs
 
 METRICS = ("MAE", "Age Bias", "Gender Bias", "Ethnicity Bias", "Face Expression Bias")
 
@@ -35,7 +36,8 @@ def main() -> None:
     if not args.report_only:
         print("running:", " ".join(command), f"(in {workdir})", flush=True)
         subprocess.run(command, cwd=workdir, check=True)
-    _, children = load_sweep_runs(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias")
+    _, children = load_sweep_runs(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias",
+                                  parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     table = results_table(children)
     print(format_markdown(table))
     by_weighting = table.set_index(table["Experiment"].str.rsplit("-", n=1).str[-1])

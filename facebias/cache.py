@@ -8,16 +8,10 @@ Every cache rebuilds itself on the next run that needs it.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
-KINDS: tuple[str, ...] = ("features", "prepared", "synthetic")
-
-
-def cache_root() -> Path:
-    """$FACEBIAS_CACHE, default ~/.cache/facebias."""
-    return Path(os.environ.get("FACEBIAS_CACHE", "~/.cache/facebias")).expanduser()
+from facebias.io import CACHE_KINDS, cache_root
 
 
 def folder_size(folder: Path) -> int:
@@ -29,11 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     """List the caches with their sizes, or clear some of them."""
     parser = argparse.ArgumentParser(prog="python -m facebias.cache", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("list", "clear"))
-    parser.add_argument("kind", nargs="?", default="all", choices=(*KINDS, "all"))
+    parser.add_argument("kind", nargs="?", default="all", choices=(*CACHE_KINDS, "all"))
     args = parser.parse_args(argv)
-    kinds = KINDS if args.kind == "all" else (args.kind,)
+    kinds = CACHE_KINDS if args.kind == "all" else (args.kind,)
     for kind in kinds:
-        folder = cache_root() / kind
+        folder = cache_root(kind)
         size = folder_size(folder)
         if args.action == "clear" and folder.exists():
             shutil.rmtree(folder)

@@ -15,13 +15,16 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from facebias.errors import ConfigError
-
-TRAINABLE_PARTS: tuple[str, ...] = ("all", "head", "backbone")
-PREPROCESSINGS: tuple[str, ...] = ("unit", "vggface2", "inception")
-BACKBONE_NAMES: tuple[str, ...] = ("small_cnn", "resnet50", "inception_resnet_v2")
-WEIGHTING_NAMES: tuple[str, ...] = ("none", "group")
-PRECISIONS: tuple[str, ...] = ("float32", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTIONS: tuple[str, ...] = ("none", "mirrored")
+from facebias.options import (
+    BACKBONES,
+    DISTRIBUTIONS,
+    HEADS,
+    PRECISIONS,
+    PREPROCESSINGS,
+    TRAINABLE_PARTS,
+    WEIGHTINGS,
+    describe,
+)
 
 
 @dataclass
@@ -181,7 +184,9 @@ class TrainConfig:
 
 
 def register_configs() -> None:
-    """Register the schema nodes that conf/*.yaml extend through their defaults lists."""
+    """Register the schema nodes that conf/*.yaml extend through their defaults lists, and the
+    `${facebias_options:}` resolver with which conf/hydra/help/facebias.yaml lists the registered options."""
+    OmegaConf.register_new_resolver("facebias_options", describe, replace=True)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
@@ -202,12 +207,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     """Check every value a type cannot express; raise ConfigError naming the key, value and accepted range."""
     _check(config.seed >= 0, f"seed={config.seed} is invalid: use a whole number >= 0.")
     backbone = config.backbone
-    _check(backbone.name in BACKBONE_NAMES, f"backbone.name={backbone.name!r} is unknown; accepted: "
-           f"{', '.join(BACKBONE_NAMES)}.")
+    BACKBONES.get(backbone.name)
     _check(backbone.input_size >= 32, f"backbone.input_size={backbone.input_size} is too small: use 32 or more.")
-    _check(backbone.preprocessing in PREPROCESSINGS, f"backbone.preprocessing={backbone.preprocessing!r} is "
-           f"unknown; accepted: {', '.join(PREPROCESSINGS)}.")
+    PREPROCESSINGS.get(backbone.preprocessing)
     head = config.head
+    HEADS.get(head.name)
     _check(0.0 <= head.dropout < 1.0, f"head.dropout={head.dropout} is invalid: use a rate in [0, 1).")
     for index, units in enumerate(head.hidden_units):
         _check(units >= 1, f"head.hidden_units[{index}]={units} is invalid: use whole numbers >= 1.")
@@ -216,14 +220,12 @@ def validate(config: TrainConfig) -> TrainConfig:
            "one stage (trainable, lr, max_epochs, patience, batch_size).")
     for index, stage in enumerate(stages):
         key = f"schedule.stages[{index}]"
-        _check(stage.trainable in TRAINABLE_PARTS, f"{key}.trainable={stage.trainable!r} is unknown; accepted: "
-               f"{', '.join(TRAINABLE_PARTS)}.")
+        TRAINABLE_PARTS.get(stage.trainable, f"{key}.trainable")
         _check(stage.lr > 0, f"{key}.lr={stage.lr} is invalid: the learning rate must be > 0 (e.g. 1e-4).")
         _check(stage.max_epochs >= 1, f"{key}.max_epochs={stage.max_epochs} is invalid: use a whole number >= 1.")
         _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid: use a whole number >= 0.")
         _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid: use a whole number >= 1.")
-    _check(config.weighting.name in WEIGHTING_NAMES, f"weighting.name={config.weighting.name!r} is unknown; "
-           f"accepted: {', '.join(WEIGHTING_NAMES)}.")
+    WEIGHTINGS.get(config.weighting.name)
     _check(bool(config.tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
     _check(config.tracking.offline_after_s >= 0, f"tracking.offline_after_s={config.tracking.offline_after_s} is "
            "invalid: use a number of seconds >= 0.")
@@ -243,10 +245,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check_positive_optional(getattr(trainer, key), f"trainer.{key}")
     _check(trainer.max_input_size is None or trainer.max_input_size >= 32,
            f"trainer.max_input_size={trainer.max_input_size} is invalid: use 32 or more, or null for no cap.")
-    _check(trainer.precision in PRECISIONS, f"trainer.precision={trainer.precision!r} is unknown; accepted: "
-           f"{', '.join(PRECISIONS)}.")
-    _check(trainer.distribute in DISTRIBUTIONS, f"trainer.distribute={trainer.distribute!r} is unknown; accepted: "
-           f"{', '.join(DISTRIBUTIONS)}.")
+    PRECISIONS.get(trainer.precision)
+    DISTRIBUTIONS.get(trainer.distribute)
     _check_positive_optional(trainer.cpu_devices, "trainer.cpu_devices")
     _check(trainer.verbose in ("auto", "0", "1", "2"), f"trainer.verbose={trainer.verbose!r} is invalid; "
            "accepted: auto, 0, 1, 2.")

@@ -19,3 +19,11 @@ class WeightsError(FacebiasError):
 
 class TrackingError(FacebiasError):
     """The MLflow tracking store cannot be reached or used."""
+
+
+class NonFiniteLossError(FacebiasError, RuntimeError):
+    """The training loss became NaN or infinite (the message suggests a lower learning rate)."""
+
+
+class ReportError(FacebiasError):
+    """A sweep's runs cannot be turned into a results table."""

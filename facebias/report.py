@@ -26,8 +26,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from facebias.errors import FacebiasError
-from facebias.tracking import load_sweep_runs, log_folder, store_uri
+from facebias.errors import FacebiasError, ReportError
+from facebias.options import BACKBONES, HEADS, Registry
+from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+from facebias.tracking.queries import load_sweep_runs
+from facebias.tracking.runs import log_folder
+from facebias.tracking.store import store_uri
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("mae", "MAE"),
@@ -45,8 +49,6 @@ SPLITS: tuple[str, ...] = ("test", "val")
 DIGITS = 4
 """Decimals shown in the Markdown and HTML tables (the study reported 4)."""
 
-BACKBONE_NAMES = {"resnet50": "ResNet50", "inception_resnet_v2": "InceptionResNetV2", "small_cnn": "small CNN"}
-HEAD_NAMES = {"mlp": "MLP", "linear": "Linear"}
 DATA_TAGS: tuple[str, ...] = ("facebias.dataset_digest", "facebias.data")
 MISSING_TAG_VALUES = {"", "none", "null", "nan"}
 BEST_COLOUR = "#c6efce"
@@ -54,10 +56,6 @@ WORST_COLOUR = "#ffc7ce"
 MAX_LISTED = 10
 """Runs named at most in an error message."""
 REPORT_FILES: tuple[str, ...] = ("results.md", "results.csv", "results.html", "results.png")
-
-
-class ReportError(FacebiasError):
-    """A sweep's runs cannot be turned into a results table."""
 
 
 # --------------------------------------------------------------------------------------------------------- the table
@@ -112,10 +110,10 @@ def learning_rates(run: pd.Series) -> list[float]:
     return rates
 
 
-def _label(run: pd.Series, tag: str, param: str, names: dict[str, str]) -> str:
-    """A run's backbone/head: the `facebias.<group>` tag, else the `<group>.name` param, in the study's spelling."""
+def _label(run: pd.Series, tag: str, param: str, names: Registry) -> str:
+    """A run's backbone/head: the `facebias.<group>` tag, else the `<group>.name` param, as its registry displays it."""
     value = next((str(v) for v in (run.get(tag), run.get(param)) if _present(v)), "?")
-    return names.get(value, value)
+    return names.display(value)
 
 
 def _joined(values: Sequence[str]) -> str:
@@ -191,9 +189,9 @@ def _experiment_row(name: str, runs: pd.DataFrame, split: str) -> dict[str, obje
     schedules = [learning_rates(run) for _, run in runs.iterrows()]
     row: dict[str, object] = {
         "Experiment": name,
-        "Backbone": _joined([_label(r, "tags.facebias.backbone", "params.backbone.name", BACKBONE_NAMES)
+        "Backbone": _joined([_label(r, "tags.facebias.backbone", "params.backbone.name", BACKBONES)
                              for _, r in runs.iterrows()]),
-        "Head": _joined([_label(r, "tags.facebias.head", "params.head.name", HEAD_NAMES) for _, r in runs.iterrows()]),
+        "Head": _joined([_label(r, "tags.facebias.head", "params.head.name", HEADS) for _, r in runs.iterrows()]),
         "Stages": max(len(rates) for rates in schedules),
         "Learning rates": _joined([", ".join(format_lr(rate) for rate in rates) or "?" for rates in schedules]),
     }
@@ -436,7 +434,8 @@ def _build(tracking_uri: str, parent, children: pd.DataFrame, folder: Path, spli
 def report_for_parent(tracking_uri: str, experiment: str, parent_run_id: str, folder: Path, split: str = "test",
                       *, log: bool = True) -> pd.DataFrame:
     """Load a sweep's runs, build the table, write the files into `folder` and log them to the parent run."""
-    parent, children = load_sweep_runs(tracking_uri, experiment, parent_run_id)
+    parent, children = load_sweep_runs(tracking_uri, experiment, parent_run_id,
+                                       parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     table, _ = _build(tracking_uri, parent, children, Path(folder), split, log)
     return table
 
@@ -466,7 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         tracking_uri = store_uri(args.tracking_uri, Path.cwd())
-        parent, children = load_sweep_runs(tracking_uri, args.experiment, args.parent)
+        parent, children = load_sweep_runs(tracking_uri, args.experiment, args.parent,
+                                           parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
         folder = args.out or Path("multirun") / "reports" / parent.info.run_id
         table, paths = _build(tracking_uri, parent, children, folder, args.split, not args.no_log)
     except (FacebiasError, OSError) as error:

@@ -11,11 +11,10 @@ import numpy as np
 
 from facebias.config import BackboneConfig, StatisticsConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
-from facebias.data.pipeline import inference_dataset
+from facebias.data.pipeline import EVAL_BATCH_SIZE, inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
 from facebias.models.assemble import build_model
 from facebias.models.registry import min_input_size
-from facebias.training.loop import EVAL_BATCH_SIZE
 from facebias.vocab import AGE_NORMALISATION
 
 EVALUATED_SPLITS: dict[str, str] = {"val": "valid", "test": "test"}

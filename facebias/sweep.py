@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrackingConfig
 from facebias.errors import FacebiasError
+from facebias.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,7 @@ class JobOutcome:
 
 
 def _write_outcome(sweep_dir: Path, outcome: JobOutcome) -> None:
-    folder = sweep_dir / JOBS_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{outcome.num}.json.tmp"
-    temporary.write_text(json.dumps(outcome.__dict__))
-    temporary.replace(folder / f"{outcome.num}.json")
+    write_json(sweep_dir / JOBS_FOLDER / f"{outcome.num}.json", outcome.__dict__)
 
 
 def read_outcomes(sweep_dir: Path) -> list[JobOutcome]:
@@ -89,7 +86,8 @@ class SweepTracking(Callback):
         self.finished = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from facebias import tracking
+        from facebias.run import identity
+        from facebias.tracking.runs import open_sweep_parent
 
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled:
@@ -100,8 +98,11 @@ class SweepTracking(Callback):
         command = "python -m facebias.train " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
         tags = {"facebias.sweep_command": command, "facebias.sweep_dir": str(sweep_dir.resolve())}
         name = str(config.get("sweep_name") or "sweep")
-        self.parent_run_id = tracking.open_sweep_parent(
-            tracking_config, base_dir, name, sweep_key(task_overrides, tracking_config.experiment), tags
+        self.parent_run_id = open_sweep_parent(
+            tracking_config, base_dir, name,
+            where={identity.SWEEP_KEY_TAG: sweep_key(task_overrides, tracking_config.experiment)},
+            tags={**tags, identity.SWEEP_ROLE_TAG: identity.SWEEP_PARENT_ROLE},
+            reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG],
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"parent_run_id": self.parent_run_id}))
@@ -122,7 +123,7 @@ class SweepTracking(Callback):
     def _finish(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path, completed: bool
                 ) -> list[JobOutcome]:
         """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short)."""
-        from facebias import tracking
+        from facebias.tracking.runs import finish_sweep_parent
 
         if self.finished or self.parent_run_id is None:
             return []
@@ -131,15 +132,15 @@ class SweepTracking(Callback):
         tags = {"facebias.failed_jobs": "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
         self._attach_report(tracking_config, base_dir, sweep_dir)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
-        tracking.finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
+        finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
     def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
-        from facebias import tracking
         from facebias.report import format_markdown, report_for_parent
+        from facebias.tracking.store import resolve_tracking_uri
 
-        uri = tracking.resolve_tracking_uri(tracking_config, base_dir)
+        uri = resolve_tracking_uri(tracking_config, base_dir)
         try:
             table = report_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "report")
         except FacebiasError as error:
@@ -163,7 +164,9 @@ def run_sweep_job(
 
     `config` is the validated TrainConfig or the ConfigError that validation raised.
     """
-    from facebias import tracking
+    from facebias.run import identity
+    from facebias.tracking.queries import finished_child
+    from facebias.tracking.runs import record_failed_run
 
     sweep_dir = Path(hydra_config.sweep.dir)
     num = int(hydra_config.job.num)
@@ -177,7 +180,7 @@ def run_sweep_job(
         if isinstance(config, Exception):
             raise config
         if parent_run_id and config.tracking.enabled:
-            done = tracking.finished_child(config.tracking, Path.cwd(), parent_run_id, fingerprint)
+            done = finished_child(config.tracking, Path.cwd(), parent_run_id, {identity.FINGERPRINT_TAG: fingerprint})
             if done is not None:
                 log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)
                 _write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
@@ -190,8 +193,7 @@ def run_sweep_job(
         log.error("job %d failed: %s", num, message)
         if not opened and parent_run_id and resolved.get("tracking", {}).get("enabled"):
             tracking_config = TrackingConfig(**resolved["tracking"])
-            opened.append(tracking.record_failed_run(tracking_config, Path.cwd(), run_name, job_tags, parent_run_id,
-                                                     message))
+            opened.append(record_failed_run(tracking_config, Path.cwd(), run_name, job_tags, parent_run_id, message))
         _write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
         return None
     _write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))

@@ -75,7 +75,8 @@ def fingerprint_of(resolved: Mapping[str, Any]) -> str:
 
 def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
     """The run `config.resume` names (auto: the newest unfinished run of this config with a checkpoint), or None."""
-    from facebias.tracking import FINGERPRINT_TAG, OUTPUT_DIR_TAG, run_tags_of, unfinished_runs
+    from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
+    from facebias.tracking.queries import run_tags_of, unfinished_runs
     from facebias.training.checkpoint import checkpoint_path, load_checkpoint
 
     if config.resume is None:
@@ -83,7 +84,8 @@ def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) ->
     if not config.tracking.enabled:
         raise ConfigError(f"resume={config.resume} needs MLflow tracking: drop tracking=none, or drop resume.")
     if config.resume == "auto":
-        for run_id, folder in unfinished_runs(config.tracking, base_dir, fingerprint):
+        for run_id, folder in unfinished_runs(config.tracking, base_dir, {FINGERPRINT_TAG: fingerprint},
+                                              OUTPUT_DIR_TAG):
             checkpoint = load_checkpoint(checkpoint_path(Path(folder))) if folder else None
             if checkpoint is not None:
                 return ResumeTarget(run_id, Path(folder), checkpoint)
@@ -121,8 +123,10 @@ def train(
     """
     from facebias.artifacts import write_run_artifacts
     from facebias.data.sources import load_dataset
+    from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
     from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
-    from facebias.tracking import FINGERPRINT_TAG, OUTPUT_DIR_TAG, flatten_params, tracked_run
+    from facebias.tracking.params import flatten_params
+    from facebias.tracking.runs import tracked_run
     from facebias.training.checkpoint import checkpoint_path, finish_checkpoints
     from facebias.training.feature_cache import FeatureStore
     from facebias.training.history import CurveHistory
@@ -185,7 +189,7 @@ def train(
 def restore_history(recorder: Any, history: CurveHistory, checkpoint: Checkpoint) -> None:
     """Resuming: send the checkpoint's last epoch curves if a kill came between writing the checkpoint and sending
     them, then load the curves of the epochs before the checkpoint into `history` (for the learning-curve plot)."""
-    from facebias.tracking import logged_history
+    from facebias.tracking.queries import logged_history
     from facebias.training.loop import CURVE_KEYS
 
     for metrics, step in checkpoint.last_metrics.get("records", []):

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from test_real_data import appa_config, make_kit, make_release
 
 from facebias.config import KitArraysDataConfig
-from facebias.data import prepare
+from facebias.data import prepared
 from facebias.data.appa_real import load_appa_real
 from facebias.data.card import dataset_card, non_empty_groups
 from facebias.data.kit_arrays import load_kit_arrays
@@ -30,7 +30,7 @@ def test_cache_round_trip_is_byte_identical_and_reused(release: Path, tmp_path: 
     config = replace(appa_config(release), cache_dir=str(tmp_path / "cache"))
     direct = load_appa_real(config)
     messages: list[str] = []
-    first = prepare.prepared_dataset(config, load_appa_real, messages.append)
+    first = prepared.prepared_dataset(config, load_appa_real, messages.append)
     assert "preparing appa_real" in messages[0]
     for name, split in direct.splits.items():
         cached = first.splits[name]
@@ -45,31 +45,31 @@ def test_cache_round_trip_is_byte_identical_and_reused(release: Path, tmp_path: 
         raise AssertionError("the source was read again although its cache exists")
 
     messages.clear()
-    again = prepare.prepared_dataset(config, no_source, messages.append)
-    assert messages == [f"using the prepared cache of appa_real at {prepare.cache_folder(config)}"]
+    again = prepared.prepared_dataset(config, no_source, messages.append)
+    assert messages == [f"using the prepared cache of appa_real at {prepared.cache_folder(config)}"]
     assert again.digest() == direct.digest()
 
 
 def test_a_changed_source_or_size_gets_a_new_cache(release: Path, tmp_path: Path) -> None:
     config = replace(appa_config(release), cache_dir=str(tmp_path / "cache"))
-    before = prepare.cache_folder(config)
-    assert prepare.cache_folder(replace(config, image_size=24)) != before
+    before = prepared.cache_folder(config)
+    assert prepared.cache_folder(replace(config, image_size=24)) != before
     (release / "train" / "000000.jpg_face.jpg").write_bytes((release / "train" / "000001.jpg_face.jpg").read_bytes())
-    assert prepare.cache_folder(config) != before
+    assert prepared.cache_folder(config) != before
 
 
 def test_nothing_is_cached_from_a_source_that_failed_validation(release: Path, tmp_path: Path) -> None:
     (release / "valid" / "000005.jpg_face.jpg").unlink()
     config = replace(appa_config(release), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(DataError, match="000005"):
-        prepare.prepared_dataset(config, load_appa_real, lambda message: None)
+        prepared.prepared_dataset(config, load_appa_real, lambda message: None)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 def test_kit_cache_keeps_the_unlabelled_test_split(tmp_path: Path) -> None:
     kit = make_kit(tmp_path / "kit")
     config = KitArraysDataConfig(root=str(kit), image_size=8, cache_dir=str(tmp_path / "cache"))
-    dataset = prepare.prepared_dataset(config, load_kit_arrays, lambda message: None)
+    dataset = prepared.prepared_dataset(config, load_kit_arrays, lambda message: None)
     assert np.isnan(dataset.test.ages).all()
     assert dataset.extras["unlabeled_splits"] == "test"
     assert not np.isnan(dataset.train.ages).any()

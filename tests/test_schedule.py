@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from facebias.config import BackboneConfig, HeadConfig, StageConfig, TrainerConfig
+from facebias.errors import NonFiniteLossError
 from facebias.training.schedule import plan_stages
 
 keras = pytest.importorskip("keras")
 
 from facebias.models.assemble import build_model  # noqa: E402
-from facebias.training.loop import LoopContext, NonFiniteLossError, run_schedule, run_stage  # noqa: E402
+from facebias.training.loop import LoopContext, run_schedule, run_stage  # noqa: E402
 
 
 def _model() -> keras.Model:

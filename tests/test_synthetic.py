@@ -8,15 +8,9 @@ import pytest
 
 from facebias.data import synthetic
 from facebias.data.dataset import Dataset, Split
-from facebias.data.synthetic import (
-    DESCRIPTION,
-    MARGINAL_COUNTS,
-    cache_path,
-    generate_split,
-    load_synthetic,
-    render_faces,
-    sample_attributes,
-)
+from facebias.data.synthesis.people import MARGINAL_COUNTS, sample_attributes
+from facebias.data.synthesis.render import render_faces
+from facebias.data.synthetic import DESCRIPTION, cache_path, generate_split, load_synthetic
 from facebias.errors import ConfigError
 from facebias.vocab import VOCABULARIES, age_groups
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from facebias.config import TrackingConfig
-from facebias.tracking import default_artifact_location, flatten_params, resolve_tracking_uri
+from facebias.tracking.params import flatten_params
+from facebias.tracking.store import default_artifact_location, resolve_tracking_uri
 
 
 def test_default_store_is_sqlite_under_the_original_cwd(tmp_path: Path) -> None:

@@ -26,8 +26,10 @@ from mlflow_server import MlflowServer, free_port
 
 from facebias.errors import TrackingError
 from facebias.sync import main as sync_main
-from facebias.sync import sync_offline_run
-from facebias.tracking import OFFLINE_FOLDER, MlflowRecorder, RunJournal, open_client
+from facebias.tracking.offline import OFFLINE_FOLDER, RunJournal
+from facebias.tracking.recorder import MlflowRecorder
+from facebias.tracking.store import open_client
+from facebias.tracking.sync import sync_offline_run
 
 SMOKE = ["trainer=smoke", *QUICK_DATA]
 EPOCH_LINE = re.compile(r"^\d+/\d+ - ")  # Keras' line at the end of an epoch (trainer.verbose=2)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from facebias.training.weighting import group_keys, group_weights, sample_weights
+from facebias.data.groups import group_keys
+from facebias.training.weighting import group_weights, sample_weights
 
 
 def _frame() -> pd.DataFrame:

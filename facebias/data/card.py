@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from facebias.data.dataset import SPLIT_NAMES, Dataset
-from facebias.training.weighting import group_keys
+from facebias.data.groups import group_keys
 from facebias.vocab import VOCABULARIES
 
 AGE_BINS: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 121)

@@ -28,16 +28,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from facebias.data.appa_real import (
-    MAX_AGE,
-    accepted_values,
-    check_image_size,
-    listing,
-    match_vocabulary,
-    one_line,
-    resize_square,
-)
 from facebias.data.dataset import ATTRIBUTE_COLUMNS, SPLIT_NAMES, Dataset, Split
+from facebias.data.images import resize_square
+from facebias.data.validation import MAX_AGE, accepted_values, check_image_size, listing, match_vocabulary, one_line
 from facebias.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

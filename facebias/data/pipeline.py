@@ -23,6 +23,8 @@ import tensorflow as tf
 
 from facebias.config import AugmentationConfig
 
+EVAL_BATCH_SIZE = 64
+"""Batch size for validation and prediction (inference only: no effect on training, fewer steps)."""
 RANDOM_ALG = "philox"
 """Stateless RNG algorithm, pinned so that shuffles and augmentations do not depend on the device."""
 

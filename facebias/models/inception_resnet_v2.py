@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 
+from facebias.config import BackboneConfig
 from facebias.errors import ConfigError, WeightsError
 
 MIN_INPUT_SIZE = 75
@@ -81,3 +82,8 @@ def build(input_size: int, weights: str | None) -> keras.Model:
                 f"({exc})."
             ) from exc
     return keras.Model(trunk.input, trunk.output, name="backbone")
+
+
+def from_config(config: BackboneConfig, input_size: int) -> keras.Model:
+    """The backbone a `backbone=inception_resnet_v2` config describes (its weights)."""
+    return build(input_size, config.weights)

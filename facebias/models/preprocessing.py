@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from facebias.options import PREPROCESSINGS
+
 VGGFACE2_BGR_MEANS: tuple[float, float, float] = (91.4953, 103.8827, 131.0912)
 
 
@@ -12,16 +14,13 @@ VGGFACE2_BGR_MEANS: tuple[float, float, float] = (91.4953, 103.8827, 131.0912)
 class Preprocess(keras.layers.Layer):
     """Turn RGB pixel values in [0, 255] into a backbone's input.
 
-    Modes: `unit` (scale to [0, 1]), `vggface2` (RGB → BGR, then subtract the VGGFace2 per-channel means),
-    `inception` (scale to [-1, 1]).
+    Modes (facebias.options.PREPROCESSINGS): `unit` (scale to [0, 1]), `vggface2` (RGB → BGR, then subtract the
+    VGGFace2 per-channel means), `inception` (scale to [-1, 1]).
     """
-
-    MODES: tuple[str, ...] = ("unit", "vggface2", "inception")
 
     def __init__(self, mode: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        if mode not in self.MODES:
-            raise ValueError(f"unknown preprocessing {mode!r}; accepted: {list(self.MODES)}")
+        PREPROCESSINGS.get(mode)  # a ConfigError (ValueError) on an unknown mode
         self.mode = mode
 
     def call(self, images):

@@ -21,6 +21,7 @@ import h5py
 import keras
 import numpy as np
 
+from facebias.config import BackboneConfig
 from facebias.errors import ConfigError, WeightsError
 
 logger = logging.getLogger("facebias.models")
@@ -202,3 +203,8 @@ def load_weights_by_name(model: keras.Model, path: str | os.PathLike) -> Weights
     loaded = set(report.loaded)
     report.missing = [name for name in model_layers if name not in loaded]
     return report
+
+
+def from_config(config: BackboneConfig, input_size: int) -> keras.Model:
+    """The backbone a `backbone=resnet50` config describes (its weights)."""
+    return build(input_size, config.weights)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from facebias.config import BackboneConfig
+
 MIN_INPUT_SIZE = 32
 DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 64, 128)
 
@@ -24,3 +26,8 @@ def build(input_size: int, weights: str | None, widths: Sequence[int] = DEFAULT_
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, features, name="backbone")
+
+
+def from_config(config: BackboneConfig, input_size: int) -> keras.Model:
+    """The backbone a `backbone=small_cnn` config describes (its widths; no pretrained weights)."""
+    return build(input_size, config.weights, widths=config.widths)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from facebias.io import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,7 @@ def restore_rng(python_rng: Any, numpy_rng: Any) -> None:
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    """Write `checkpoint` to `path` atomically: a temporary file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `checkpoint` to `path` atomically (facebias.io): a kill at any moment leaves the last good one."""
     state = {key: value for key, value in asdict(checkpoint).items()
              if key not in ("model_variables", "optimizer_variables", "early_stopping")}
     stopping = checkpoint.early_stopping
@@ -110,12 +110,8 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         arrays[f"optimizer_{i}"] = np.asarray(value)
     for i, value in enumerate((stopping.best_weights if stopping else None) or []):
         arrays[f"best_{i}"] = np.asarray(value)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as stream:
+    with atomic_file(path) as stream:
         np.savez(stream, **arrays)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
 
 
 def _numbered(data: Any, prefix: str) -> list[np.ndarray]:

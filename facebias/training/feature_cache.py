@@ -13,20 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from facebias.io import atomic_file, cache_root, write_json
+
 log = logging.getLogger(__name__)
-
-
-def default_feature_root() -> Path:
-    """$FACEBIAS_CACHE/features (default ~/.cache/facebias/features)."""
-    return Path(os.environ.get("FACEBIAS_CACHE", "~/.cache/facebias")).expanduser() / "features"
 
 
 def cache_blocker(trainable: str, augmentation_enabled: bool, enabled: bool) -> str | None:
@@ -73,7 +69,7 @@ def _digest(array: np.ndarray) -> str:
 class FeatureStore:
     """Feature files `<key>.npy` with a `<key>.json` sidecar holding the digest; counts hits and misses."""
 
-    root: Path = field(default_factory=default_feature_root)
+    root: Path = field(default_factory=partial(cache_root, "features"))
     hits: int = 0
     misses: int = 0
 
@@ -100,13 +96,10 @@ class FeatureStore:
         return features
 
     def save(self, key: str, features: np.ndarray) -> None:
-        """Store features atomically (temporary file, then rename), digest written last."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.root, suffix=".npy.tmp")
-        with os.fdopen(handle, "wb") as stream:
+        """Store features atomically, the digest sidecar last."""
+        with atomic_file(self.root / f"{key}.npy") as stream:
             np.save(stream, features)
-        os.replace(temporary, self.root / f"{key}.npy")
-        (self.root / f"{key}.json").write_text(json.dumps({"sha256": _digest(features), "shape": features.shape}))
+        write_json(self.root / f"{key}.json", {"sha256": _digest(features), "shape": features.shape})
 
     def features(self, key: str, compute) -> np.ndarray:
         """Stored features of `key`, or `compute()` them, store them and count a miss."""

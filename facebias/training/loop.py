@@ -21,7 +21,8 @@ import numpy as np
 from keras import ops
 
 from facebias.config import AugmentationConfig
-from facebias.data.pipeline import batches_per_epoch, inference_dataset, training_dataset
+from facebias.data.pipeline import EVAL_BATCH_SIZE, batches_per_epoch, inference_dataset, training_dataset
+from facebias.errors import NonFiniteLossError
 from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
 from facebias.training.feature_cache import FeatureStore, backbone_fingerprint, cache_blocker, feature_extractor
 from facebias.training.schedule import StagePlan
@@ -40,8 +41,6 @@ CURVE_KEYS: dict[str, str] = {
 """Keras log key → curve name. `loss` is the training objective (the group-weighted MSE when weighting is on);
 `train_mse` is the unweighted training MSE, on the same scale as `val_loss` (validation has no weights);
 `mae`/`val_mae` are unweighted MAEs in years. Training values are running means over the epoch's batches."""
-EVAL_BATCH_SIZE = 64
-"""Batch size for validation (inference only: no effect on training, fewer steps)."""
 
 
 def _flat_pair(y_true, y_pred):
@@ -72,10 +71,6 @@ def set_trainable_parts(model: keras.Model, parts: dict[str, bool]) -> None:
     model.trainable = True
     for part, trainable in parts.items():
         model.get_layer(part).trainable = trainable
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 class StageCurveLogger(keras.callbacks.Callback):

@@ -5,13 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from facebias.config import StageConfig, TrainerConfig
-
-TRAINABLE_PARTS: dict[str, dict[str, bool]] = {
-    "all": {"backbone": True, "head": True},
-    "head": {"backbone": False, "head": True},
-    "backbone": {"backbone": True, "head": False},
-}
-"""`trainable` value → which of the model's parts (sub-models) train in that stage."""
+from facebias.options import TRAINABLE_PARTS
 
 
 @dataclass(frozen=True)
@@ -29,7 +23,8 @@ class StagePlan:
 
     @property
     def parts(self) -> dict[str, bool]:
-        return TRAINABLE_PARTS[self.trainable]
+        """Which of the model's parts (sub-models) train in this stage."""
+        return TRAINABLE_PARTS.get(self.trainable).parts
 
     @property
     def prefix(self) -> str:

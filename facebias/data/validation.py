@@ -1,0 +1,51 @@
+"""Value checks shared by the real data sources (ages, vocabularies, image size) and how their errors list offenders."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from facebias.errors import ConfigError
+from facebias.vocab import VOCABULARIES
+
+MAX_AGE = 120.0
+SHOWN = 10
+"""How many offending names an error message lists before giving the count."""
+
+
+def canonical_attribute(value: object) -> str:
+    """The vocabulary spelling of a raw attribute value: lower case, without spaces, '-' and '_'."""
+    return re.sub(r"[\s_\-]+", "", str(value)).lower()
+
+
+def match_vocabulary(values: Iterable[object], column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical values of `column` (gender, ethnicity, expression) and a mask of those outside SPEC's vocabulary."""
+    canonical = np.array([canonical_attribute(value) for value in values], dtype=object)
+    unknown = ~np.isin(canonical, np.array(VOCABULARIES[column], dtype=object))
+    return canonical, unknown
+
+
+def accepted_values(column: str) -> str:
+    """The accepted values of a vocabulary column, for error messages."""
+    return f"{', '.join(VOCABULARIES[column])} (case-insensitive)"
+
+
+def check_image_size(value: object) -> int:
+    """`data.image_size` as an int >= 1, or ConfigError."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"data.image_size={value!r} is invalid: use a whole number of pixels >= 1 (e.g. 224).")
+    return int(value)
+
+
+def listing(items: Iterable[object], shown: int = SHOWN) -> str:
+    """'a, b, c' — at most `shown` items, then the total count."""
+    items = [str(item) for item in items]
+    text = ", ".join(items[:shown])
+    return text if len(items) <= shown else f"{text}, … ({len(items)} in all)"
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (for error sentences that must not break)."""
+    return " ".join(str(error).split()) or type(error).__name__

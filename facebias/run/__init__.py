@@ -1,0 +1,1 @@
+"""The recipe of one run: identity, resume, sweeps."""

@@ -1,0 +1,97 @@
+"""Reading runs back, for resume, sweeps and the report: runs by tag, a run's tags and metric history, a sweep.
+
+Every query takes the tags it matches on (`where`: tag name → value); the names are the caller's business
+(`facebias.run.identity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from facebias.config import TrackingConfig
+from facebias.errors import TrackingError
+from facebias.tracking.recorder import MlflowRecorder, Recorder
+from facebias.tracking.store import client_for, connect, with_retries
+
+
+def tag_filter(where: Mapping[str, str]) -> str:
+    """The MLflow search filter of runs whose tags have these values."""
+    return " and ".join(f"tags.`{name}` = '{value}'" for name, value in where.items())
+
+
+def unfinished_runs(config: TrackingConfig, base_dir: Path, where: Mapping[str, str],
+                    read_tag: str) -> list[tuple[str, str | None]]:
+    """(run id, its tag `read_tag`) of the experiment's runs tagged `where` that did not end FINISHED, newest first."""
+    client, _, experiment = connect(config, base_dir)
+    runs = with_retries(lambda: client.search_runs([experiment], tag_filter(where),
+                                                   order_by=["attributes.start_time DESC"]), "search the runs")
+    return [(run.info.run_id, run.data.tags.get(read_tag)) for run in runs if run.info.status != "FINISHED"]
+
+
+def run_tags_of(config: TrackingConfig, base_dir: Path, run_id: str) -> dict[str, str] | None:
+    """The tags of run `run_id`, or None if the store has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    client, _, _ = connect(config, base_dir)
+    try:
+        return dict(client.get_run(run_id).data.tags)
+    except MlflowException:
+        return None
+
+
+def logged_history(recorder: Recorder, key: str) -> dict[int, float]:
+    """step → value of metric `key` as `recorder`'s run holds it (empty for a run not in MLflow)."""
+    if not isinstance(recorder, MlflowRecorder):
+        return {}
+    return {metric.step: metric.value for metric in recorder.client.get_metric_history(recorder.run_id, key)}
+
+
+def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | None = None, *,
+                    parent_tags: Mapping[str, str]):
+    """The parent run of a sweep (the given one, else the most recent run tagged `parent_tags`) and its children.
+
+    Returns `(parent_run, children)`; `children` is a DataFrame with mlflow.search_runs' columns (run_id, status,
+    tags.*, params.*, metrics.*). Raises TrackingError with a clear sentence when there is nothing to read.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise TrackingError(f"no MLflow experiment named {experiment!r} in {tracking_uri}: run a sweep first, or "
+                            "name the experiment with --experiment.")
+    if parent_run_id:
+        try:
+            parent = client.get_run(parent_run_id)
+        except MlflowException as error:
+            raise TrackingError(f"no run {parent_run_id!r} in {tracking_uri}.") from error
+    else:
+        parents = client.search_runs(
+            [found.experiment_id], tag_filter(parent_tags), order_by=["attributes.start_time DESC"], max_results=1
+        )
+        if not parents:
+            raise TrackingError(f"no sweep found in experiment {experiment!r} of {tracking_uri}: run one with "
+                                "`python -m facebias.train -m 'experiment=glob(exp*)'`, or pass --parent RUN_ID.")
+        parent = parents[0]
+    mlflow.set_tracking_uri(tracking_uri)
+    children = mlflow.search_runs(
+        [parent.info.experiment_id], tag_filter({"mlflow.parentRunId": parent.info.run_id}),
+        order_by=["attributes.start_time ASC"],
+    )
+    return parent, children
+
+
+def finished_child(config: TrackingConfig, base_dir: Path, parent_run_id: str, where: Mapping[str, str]):
+    """The FINISHED child run of `parent_run_id` tagged `where`, or None."""
+    client, _, experiment_id = connect(config, base_dir)
+    runs = with_retries(
+        lambda: client.search_runs(
+            [experiment_id],
+            f"{tag_filter({'mlflow.parentRunId': parent_run_id, **where})} and attributes.status = 'FINISHED'",
+            max_results=1,
+        ),
+        "look up finished jobs",
+    )
+    return runs[0] if runs else None

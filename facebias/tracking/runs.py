@@ -1,0 +1,157 @@
+"""Opening and ending MLflow runs: a training run's lifecycle (FINISHED / FAILED / KILLED), a sweep's parent run,
+the run of a job that failed before it could open one, and files attached to a run afterwards.
+
+A training run that fails leaves its error as the `error` tag and as error.txt among its artifacts.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from facebias.config import TrackingConfig
+from facebias.tracking.offline import OFFLINE_FOLDER, OFFLINE_FORMAT, RunJournal
+from facebias.tracking.queries import tag_filter
+from facebias.tracking.recorder import LocalRecorder, MlflowRecorder, Recorder
+from facebias.tracking.server import access_error
+from facebias.tracking.store import client_for, connect, with_retries
+
+
+def open_mlflow_run(
+    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None,
+    offline_dir: Path | None = None, resume_run_id: str | None = None,
+) -> MlflowRecorder:
+    """Connect to the store, get or create the experiment, and start a RUNNING run.
+
+    With `offline_dir`, a server that stays away longer than `config.offline_after_s` makes the run continue
+    offline in that folder. With `resume_run_id`, that existing run is reopened (status RUNNING again) instead.
+    """
+    client, tracking_uri, experiment = connect(config, base_dir)
+    all_tags = dict(tags)
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    try:
+        if resume_run_id is not None:
+            with_retries(lambda: client.update_run(resume_run_id, status="RUNNING"), "reopen the MLflow run")
+            run = with_retries(lambda: client.get_run(resume_run_id), "read the MLflow run")
+            experiment = run.info.experiment_id
+        else:
+            run = with_retries(lambda: client.create_run(experiment, run_name=run_name, tags=all_tags),
+                               "create the MLflow run")
+    except Exception as error:
+        raise access_error(tracking_uri, error, config.experiment) from error
+    info = {"format": OFFLINE_FORMAT, "tracking_uri": tracking_uri, "experiment_name": config.experiment,
+            "experiment_id": experiment, "run_id": run.info.run_id, "run_name": run.info.run_name,
+            "start_time": run.info.start_time, "end_time": None, "status": "RUNNING"}
+    journal = RunJournal(info, tags={**all_tags, "mlflow.runName": run.info.run_name})
+    return MlflowRecorder(client, run.info.run_id, tracking_uri, experiment, journal, offline_dir,
+                          config.offline_after_s)
+
+
+def _error_text(error: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+@contextmanager
+def tracked_run(
+    config: TrackingConfig,
+    base_dir: Path,
+    output_dir: Path,
+    run_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+    parent_run_id: str | None = None,
+    on_open: Callable[[str], None] | None = None,
+    resume_run_id: str | None = None,
+) -> Iterator[Recorder]:
+    """A run that always ends: FINISHED on success, KILLED on Ctrl-C, FAILED (error logged) on any error.
+
+    `on_open(run_id)` is called as soon as the run exists. If the tracking server goes away, records are kept
+    and resent; past `config.offline_after_s` the run is written to <output_dir>/tracking_offline/ instead.
+    With `resume_run_id`, that earlier run is reopened and continued rather than a new one started.
+    """
+    if not config.enabled:
+        yield LocalRecorder(output_dir)
+        return
+    recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id, output_dir / OFFLINE_FOLDER,
+                               resume_run_id)
+    if on_open is not None:
+        on_open(recorder.run_id)
+    try:
+        recorder.log_params(params)
+        yield recorder
+    except KeyboardInterrupt:
+        try:
+            recorder.set_tags({"error": "interrupted (KeyboardInterrupt)"})
+        finally:
+            recorder.terminate("KILLED", wait=False)
+        raise
+    except BaseException as error:
+        try:
+            recorder.set_tags({"error": _error_text(error)})
+            (output_dir / "error.txt").write_text("".join(traceback.format_exception(error)))
+            recorder.log_artifact(output_dir / "error.txt")
+        finally:
+            recorder.terminate("FAILED")
+        raise
+    else:
+        recorder.terminate("FINISHED")
+
+
+def record_failed_run(
+    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str, error: str
+) -> str:
+    """A FAILED child run for a job that failed before its own run existed (e.g. a bad value for that job)."""
+    recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id)
+    recorder.set_tags({"error": error})
+    recorder.terminate("FAILED")
+    return recorder.run_id
+
+
+def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, *, where: Mapping[str, str],
+                      tags: Mapping[str, str], reopened_tags: Mapping[str, str], stale_tags: Iterable[str]) -> str:
+    """The parent run of a sweep: the latest run tagged `where`, reopened (RUNNING again, its `stale_tags` deleted,
+    `reopened_tags` added), else a new run `name`; either way tagged `tags` and `where`."""
+    client, _, experiment_id = connect(config, base_dir)
+    found = with_retries(
+        lambda: client.search_runs(
+            [experiment_id], tag_filter(where), order_by=["attributes.start_time DESC"], max_results=1,
+        ),
+        "look up the sweep",
+    )
+    all_tags = {**tags, **where}
+    if not found:
+        run = with_retries(lambda: client.create_run(experiment_id, run_name=name, tags=all_tags),
+                           "create the sweep run")
+        return run.info.run_id
+    run_id = found[0].info.run_id
+    with_retries(lambda: client.update_run(run_id, status="RUNNING"), "reopen the sweep run")
+    for stale in (tag for tag in stale_tags if tag in found[0].data.tags):
+        with_retries(lambda tag=stale: client.delete_tag(run_id, tag), "reset the sweep run")
+    set_run_tags(client, run_id, {**all_tags, **reopened_tags})
+    return run_id
+
+
+def finish_sweep_parent(config: TrackingConfig, base_dir: Path, parent_run_id: str, status: str,
+                        tags: Mapping[str, str]) -> None:
+    """Tag the sweep's parent run and end it with `status`."""
+    client, _, _ = connect(config, base_dir)
+    if tags:
+        set_run_tags(client, parent_run_id, tags)
+    with_retries(lambda: client.set_terminated(parent_run_id, status), "end the run")
+
+
+def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+    """Log every file of `folder` as artifacts of run `run_id`."""
+    client = client_for(tracking_uri)
+    with_retries(lambda: client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
+
+
+def set_run_tags(client, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set `tags` on run `run_id` in one batch (MLflow splits it, and truncates over-long values)."""
+    from mlflow.entities import RunTag
+
+    items = [RunTag(k, str(v)) for k, v in tags.items()]
+    with_retries(lambda: client.log_batch(run_id, tags=items), "set tags")

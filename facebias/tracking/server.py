@@ -1,0 +1,122 @@
+"""Whether a tracking server can be reached, and the one sentence for a store that cannot be used.
+
+A tracking server (http:// or https://) is asked for `<uri>/health` through MLflow's own HTTP client (so with its
+credentials and TLS settings: MLFLOW_TRACKING_INSECURE_TLS, ..._SERVER_CERT_PATH, ..._CLIENT_CERT_PATH), without
+retries and within 5 seconds. `unreachable_reason` tells a server that is away from one that refused a request;
+`fail_fast_http` turns off MLflow's minutes of retries for a caller that retries by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from facebias.errors import TrackingError
+
+HTTP_SCHEMES: tuple[str, ...] = ("http://", "https://")
+PROBE_TIMEOUT_S = 5.0
+UNREACHABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
+"""HTTP statuses that mean "the server is not there right now" (a proxy or gateway answering for it)."""
+FAIL_FAST_HTTP: dict[str, str] = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""MLflow's HTTP client retries a dead server for minutes; the recorder retries by itself, so it fails fast."""
+
+
+def is_http(tracking_uri: str) -> bool:
+    """Whether the store is a tracking server (http:// or https://)."""
+    return tracking_uri.startswith(HTTP_SCHEMES)
+
+
+def probe_server(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """None if the tracking server answers `<uri>/health` within `timeout`, else why not (e.g. "connection refused").
+
+    Any answer below 500 counts: credentials are checked by the first real request.
+    """
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        response = http_request(get_default_host_creds(tracking_uri), "/health", "GET", max_retries=0,
+                                timeout=timeout, raise_on_status=False)
+    except Exception as error:
+        tls = next((cause for cause in _causes(error) if isinstance(cause, ssl.SSLError)), None)
+        return f"TLS: {short_error(tls)}" if tls else unreachable_reason(error) or short_error(error)
+    status = response.status_code
+    return f"HTTP {status}" if status in UNREACHABLE_STATUSES or status >= 500 else None
+
+
+def check_server(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise TrackingError, naming the URI, unless the tracking server answers `<uri>/health` within `timeout`."""
+    reason = probe_server(tracking_uri, timeout)
+    if reason is not None:
+        raise TrackingError(f"cannot reach the MLflow tracking server at {tracking_uri} ({reason}): start it, or "
+                            "point tracking.uri (or MLFLOW_TRACKING_URI) at a running server.")
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and what it wraps: its cause or context, and the `reason` or first argument that urllib3 nests."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args[:1]]
+        pending.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def unreachable_reason(error: BaseException) -> str | None:
+    """Why the server could not be reached (refused, unknown host, timeout, gateway status), or None if it refused."""
+    import requests
+
+    causes = list(_causes(error))
+    for kind, reason in ((ConnectionRefusedError, "connection refused"), (socket.gaierror, "unknown host"),
+                         ((TimeoutError, requests.Timeout), "no answer in time"),
+                         ((ConnectionError, requests.ConnectionError, requests.exceptions.RetryError),
+                          "connection failed")):
+        if any(isinstance(cause, kind) for cause in causes):
+            return reason
+    status = _http_status(error)
+    return f"HTTP {status}" if status in UNREACHABLE_STATUSES else None
+
+
+def _http_status(error: BaseException) -> int | None:
+    status = getattr(error, "get_http_status_code", None)
+    return status() if callable(status) else None
+
+
+def short_error(error: BaseException) -> str:
+    """The first line of an error's message, at most 300 characters."""
+    text = (getattr(error, "message", None) or str(error) or type(error).__name__).strip().splitlines()[0]
+    return text[:300]
+
+
+def access_error(tracking_uri: str, error: Exception, experiment: str) -> TrackingError:
+    """One sentence for a store that answered but refused: no login, wrong credentials, no permission, or other."""
+    status, user = _http_status(error), os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if status == 401 and user:
+        return TrackingError(f"the MLflow tracking server at {tracking_uri} rejected the credentials of user {user!r}: "
+                             "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.")
+    if status == 401:
+        return TrackingError(f"the MLflow tracking server at {tracking_uri} requires a login: set "
+                             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.")
+    if status == 403:
+        return TrackingError(f"the MLflow tracking server at {tracking_uri} denies user {user!r} access to experiment "
+                             f"{experiment!r}: ask its administrator for EDIT permission, or choose another experiment "
+                             "with tracking.experiment=….")
+    return TrackingError(f"cannot use the MLflow tracking store {tracking_uri}: {short_error(error)}")
+
+
+@contextmanager
+def fail_fast_http() -> Iterator[None]:
+    """Apply FAIL_FAST_HTTP for the duration of one request, except where the user set those variables."""
+    added = [name for name in FAIL_FAST_HTTP if name not in os.environ]
+    os.environ.update({name: FAIL_FAST_HTTP[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)

@@ -1,0 +1,118 @@
+"""Where runs are recorded, and opening that store: the tracking URI, one MlflowClient per URI, the experiment.
+
+The jobs of a sweep may share one SQLite store from several processes; its "database is locked" and table-creation
+races are retried here (`with_retries`; MLflow itself retries only database deadlocks). A tracking server is probed
+before it is used (`facebias.tracking.server`), so an unreachable one fails within seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+
+from facebias.config import TrackingConfig
+from facebias.errors import TrackingError
+from facebias.tracking.server import access_error, check_server, is_http
+
+
+def resolve_tracking_uri(config: TrackingConfig, base_dir: Path) -> str:
+    """MLFLOW_TRACKING_URI if set, else `tracking.uri`, else SQLite at <base_dir>/<store_dir>/mlflow.db."""
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env:
+        return from_env
+    if config.uri:
+        return config.uri
+    store = (base_dir / config.store_dir).resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def default_artifact_location(config: TrackingConfig, base_dir: Path, tracking_uri: str) -> str | None:
+    """Artifacts of a local SQLite store go under <store_dir>/artifacts; a server decides for itself."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    return (database.parent / "artifacts").as_uri()
+
+
+def store_uri(tracking_uri: str | None, base_dir: Path, store_dir: str = "mlruns") -> str:
+    """The tracking URI a command-line tool should read: the given one, MLFLOW_TRACKING_URI, or the default store."""
+    return tracking_uri or resolve_tracking_uri(TrackingConfig(store_dir=store_dir), base_dir)
+
+
+TRANSIENT_STORE_ERRORS: tuple[str, ...] = ("database is locked", "already exists", "UNIQUE constraint failed")
+"""SQLite errors of several processes using one store at once: a lock, two processes creating its tables, or two
+jobs of a sweep logging the same dataset input (on retry, MLflow finds the row the other one wrote)."""
+
+
+def with_retries(action, what: str, attempts: int = 10):
+    """Run `action`, retrying with backoff on the transient errors of a shared SQLite store."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as error:
+            if not any(marker in str(error) for marker in TRANSIENT_STORE_ERRORS) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 5.0))
+    raise TrackingError(f"could not {what}")
+
+
+@functools.cache
+def client_for(tracking_uri: str):
+    """This process's MlflowClient on `tracking_uri` (created on first use; MLflow caches the store behind it)."""
+    from mlflow.tracking import MlflowClient
+
+    return with_retries(lambda: MlflowClient(tracking_uri), "open the tracking store")
+
+
+def get_or_create_experiment(client, name: str, artifact_location: str | None) -> str:
+    """The id of experiment `name`, created (with `artifact_location`) if it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = with_retries(lambda: client.get_experiment_by_name(name), "look up the experiment")
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"the MLflow experiment {name!r} is deleted: restore it in the MLflow UI or choose another name "
+                "with tracking.experiment=…"
+            )
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        experiment = with_retries(lambda: client.get_experiment_by_name(name), "look up the experiment")
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def open_client(tracking_uri: str, experiment: str, artifact_location: str | None = None):
+    """An MlflowClient on `tracking_uri` and the id of `experiment` (created if needed); one sentence on failure.
+
+    A tracking server is probed first, so that an unreachable one fails within seconds rather than after MLflow's
+    minutes of retries; credentials come from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+    """
+    if is_http(tracking_uri):
+        check_server(tracking_uri)
+    try:
+        client = client_for(tracking_uri)
+        return client, get_or_create_experiment(client, experiment, artifact_location)
+    except TrackingError:
+        raise
+    except Exception as error:
+        raise access_error(tracking_uri, error, experiment) from error
+
+
+def connect(config: TrackingConfig, base_dir: Path):
+    """An MlflowClient on the configured store, its URI, and the id of the configured experiment (created if needed).
+
+    MLflow's process-wide current store is left alone: setting it would export MLFLOW_TRACKING_URI, which would
+    then win over the `tracking.uri` of later runs in this process and of every child process.
+    """
+    tracking_uri = resolve_tracking_uri(config, base_dir)
+    client, experiment = open_client(
+        tracking_uri, config.experiment, default_artifact_location(config, base_dir, tracking_uri)
+    )
+    return client, tracking_uri, experiment

@@ -1,0 +1,98 @@
+"""Uploading a run that was recorded offline (`facebias.tracking.offline`) into a store.
+
+The run's own server by default: the original run is continued when the store has it, else the run is created in
+the same experiment with its name, start time and tags; then its params, tags, every metric value (with its step
+and timestamp), the dataset inputs and the artifacts are logged, and the run ends with the status it ended with.
+Uploading twice is harmless: the store drops identical metric values, and a run created by an earlier upload into
+the same store is continued (synced.json remembers it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from facebias.config import TrackingConfig
+from facebias.errors import TrackingError
+from facebias.io import write_json
+from facebias.tracking.offline import RunJournal, dataset_inputs
+from facebias.tracking.server import is_http, probe_server
+from facebias.tracking.store import default_artifact_location, open_client, with_retries
+
+FALLBACK_STATUS = "FAILED"
+"""The status of a run whose process died before it could record one."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """Where an offline run went: the store, the run id, whether the run had to be created, and what was sent."""
+
+    tracking_uri: str
+    run_id: str
+    created: bool
+    status: str
+    metric_values: int
+    artifact_files: int
+
+
+def _target_run(client, journal: RunJournal, folder: Path, tracking_uri: str, experiment_id: str,
+                origin_tag: str | None) -> tuple[str, bool]:
+    """The run to continue (the original, or the one an earlier sync created in this store), else a new one."""
+    from mlflow.exceptions import MlflowException
+
+    earlier = folder / "synced.json"
+    candidates = [journal.info.get("run_id")]
+    if earlier.is_file():
+        synced = json.loads(earlier.read_text())
+        if synced.get("tracking_uri") == tracking_uri:
+            candidates.insert(0, synced.get("run_id"))
+    for run_id in filter(None, candidates):
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            continue
+        return run_id, False
+    tags = {origin_tag: str(journal.info.get("run_id"))} if origin_tag else {}
+    run = with_retries(lambda: client.create_run(experiment_id, start_time=journal.info.get("start_time"), tags=tags,
+                                                 run_name=journal.info.get("run_name")), "create the MLflow run")
+    return run.info.run_id, True
+
+
+def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: str | None = None) -> SyncResult:
+    """Replay the offline run in `folder` into `tracking_uri` (default: the store the run was meant for).
+
+    A run that has to be created gets the tag `origin_tag` (if given) naming the original run id. The journal's
+    tags are set after the run exists, in batches that MLflow splits and truncates to its limits.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    journal = RunJournal.load(folder)
+    uri = tracking_uri or journal.info["tracking_uri"]
+    if is_http(uri) and (reason := probe_server(uri)) is not None:
+        raise TrackingError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it, or upload the run "
+                            "to another store with --tracking-uri URI.")
+    experiment = journal.info["experiment_name"]
+    client, experiment_id = open_client(uri, experiment, default_artifact_location(TrackingConfig(), folder, uri))
+    run_id, created = _target_run(client, journal, folder, uri, experiment_id, origin_tag)
+    params = [Param(k, v) for k, v in journal.params.items()]
+    with_retries(lambda: client.log_batch(run_id, params=params), "log params")
+    tags = [RunTag(k, v) for k, v in journal.tags.items()]
+    with_retries(lambda: client.log_batch(run_id, tags=tags), "set tags")
+    metrics = [Metric(m["key"], float(m["value"]), int(m["timestamp"]), int(m["step"])) for m in journal.metrics]
+    with_retries(lambda: client.log_batch(run_id, metrics=metrics), "log metrics")
+    if journal.datasets:
+        with_retries(lambda: client.log_inputs(run_id, datasets=dataset_inputs(journal.datasets)), "log the dataset")
+    files = [path for path in (folder / "artifacts").rglob("*") if path.is_file()]
+    if files:
+        with_retries(lambda: client.log_artifacts(run_id, str(folder / "artifacts")), "log artifacts")
+    status = journal.info.get("status")
+    if status in (None, "RUNNING"):
+        status = FALLBACK_STATUS
+        with_retries(lambda: client.set_tag(run_id, "error", "the run's process ended before it recorded a status"),
+                     "set tags")
+    end_time = journal.info.get("end_time") or int(time.time() * 1000)
+    with_retries(lambda: client.set_terminated(run_id, status, end_time), "end the run")
+    write_json(folder / "synced.json", {"tracking_uri": uri, "run_id": run_id, "synced_at": int(time.time() * 1000)})
+    return SyncResult(uri, run_id, created, status, len(metrics), len(files))
