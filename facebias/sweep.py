@@ -137,7 +137,8 @@ class SweepTracking(Callback):
 
     def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
         from facebias import tracking
-        from facebias.report import format_markdown, report_for_parent
+        from facebias.report.build import report_for_parent
+        from facebias.report.render import format_markdown
 
         uri = tracking.resolve_tracking_uri(tracking_config, base_dir)
         try:

@@ -729,6 +729,21 @@ def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str 
     with_retries(lambda: client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
 
 
+def download_artifact(tracking_uri: str, run_id: str, artifact_path: str, folder: Path) -> Path | None:
+    """Download one artifact of run `run_id` into `folder`; returns the local path, or None when the run has no
+    such artifact."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(with_retries(lambda: client.download_artifacts(run_id, artifact_path, str(folder)),
+                                 "download an artifact"))
+    except (MlflowException, OSError):
+        return None
+
+
 def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, key: str, tags: Mapping[str, str]) -> str:
     """The parent run of a sweep: the latest one with the same sweep key (resumed, RUNNING again), else a new one."""
     client, _, experiment_id = connect(config, base_dir)
