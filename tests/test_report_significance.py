@@ -91,3 +91,17 @@ def test_the_table_marks_the_best_group_on_the_same_images_for_single_runs() -> 
 
     shuffled = {**frames, "r3": bad.sample(frac=1.0, random_state=1)}
     assert results_table(pd.DataFrame(rows), predictions=shuffled).attrs["comparison"] is None, "not the same images"
+
+
+def test_bias_within_its_noise_floor_is_marked() -> None:
+    noisy = {**{metric: 5.0 for metric, _ in METRICS}, "gender_bias_null": 4.0, "gender_bias_p": 0.4}
+    clear = {**{metric: 5.0 for metric, _ in METRICS}, "gender_bias_null": 1.0, "gender_bias_p": 0.001}
+    rows = [make_run("a0", "exp1", noisy, seed=0), make_run("a1", "exp1", {**noisy, "gender_bias_p": 0.2}, seed=1),
+            make_run("b0", "exp2", clear)]
+    table = results_table(pd.DataFrame(rows))
+    assert list(table["Gender Bias null"]) == [4.0, 1.0]
+    assert list(table["Gender Bias p"]) == pytest.approx([0.3, 0.001])
+    lines = format_markdown(table).splitlines()
+    gender = [line.split(" | ")[7] for line in lines[2:]]
+    assert gender[0].endswith(" †") and "†" not in gender[1]
+    assert np.isnan(table.loc[0, "Age Bias p"]), "no null logged: no mark"

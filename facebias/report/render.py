@@ -35,12 +35,23 @@ def display_columns() -> list[str]:
     return [*TEXT_COLUMNS, *METRIC_COLUMNS, "n"]
 
 
+NOISE_MARK = "†"
+"""Follows a bias score whose permutation p-value (median over the runs) is ≥ ALPHA."""
+
+
+def within_noise(row: pd.Series, column: str) -> bool:
+    """Whether a bias cell is within its noise floor (its p-value is known and ≥ ALPHA)."""
+    p_value = row.get(f"{column} p", float("nan"))
+    return not math.isnan(p_value) and p_value >= ALPHA
+
+
 def display_rows(table: pd.DataFrame) -> list[list[str]]:
     """The table's cells as text, in the order of `display_columns()`."""
     rows = []
     for _, row in table.iterrows():
         cells = [str(row[column]) for column in TEXT_COLUMNS]
-        cells += [format_value(row[c], row[f"{c} low"], row[f"{c} high"]) for c in METRIC_COLUMNS]
+        cells += [format_value(row[c], row[f"{c} low"], row[f"{c} high"]) + (f" {NOISE_MARK}"
+                  if within_noise(row, c) else "") for c in METRIC_COLUMNS]
         rows.append([*cells, str(int(row["n"]))])
     return rows
 
@@ -73,6 +84,10 @@ def notes(table: pd.DataFrame) -> list[str]:
         lines.append("With n = 1, a cell is the run's score and its 95 % bootstrap interval over the evaluated "
                      "images [low, high] (uncertainty from image sampling only; training randomness is not in it: "
                      "rerun with seed=0,1,2 to see it).")
+    if any(within_noise(row, column) for _, row in table.iterrows() for column in METRIC_COLUMNS[1:]):
+        lines.append(f"{NOISE_MARK}: within the noise floor — the bias's permutation p-value (median over the runs) is "
+                     f"≥ {ALPHA}: errors that do not depend on the group would score as much, so it is no evidence "
+                     "of unfairness.")
     comparison = table.attrs.get("comparison")
     if comparison:
         lines.append(f"Bold / green: the best (lowest) experiment of the column and every experiment not "

@@ -198,6 +198,11 @@ def _experiment_row(name: str, runs: pd.DataFrame, split: str) -> dict[str, obje
             low, high = run.get(f"metrics.{split}/{metric}_ci_low"), run.get(f"metrics.{split}/{metric}_ci_high")
             row[f"{column} low"] = float(low) if _present(low) else float("nan")
             row[f"{column} high"] = float(high) if _present(high) else float("nan")
+    for metric, column in METRICS[1:]:
+        nulls, p_values = (runs.get(f"metrics.{split}/{metric}_{kind}") for kind in ("null", "p"))
+        present = nulls is not None and p_values is not None and nulls.notna().all() and p_values.notna().all()
+        row[f"{column} null"] = float(nulls.astype(float).mean()) if present else float("nan")
+        row[f"{column} p"] = float(p_values.astype(float).median()) if present else float("nan")
     row["n"] = len(runs)
     return row
 
@@ -248,8 +253,9 @@ def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: st
     Columns: Experiment, Backbone, Head, Stages, Learning rates, then per metric `<Metric>` (mean), `<Metric> std`
     (sample std, NaN when n == 1), `<Metric> low` / `<Metric> high` (the 95 % interval: over seeds when n ≥ 2, the
     run's bootstrap interval over images when n == 1) and `<Metric> best` (best or not distinguishable from it),
-    then n. `predictions` (run id → its predictions_<split>.csv frame) enables the paired bootstrap between
-    experiments of one run each. `attrs` say the split, the interval shown and the test used (None: untested).
+    per bias `<Bias> null` (mean of the runs' permutation nulls) and `<Bias> p` (median of their p-values), then
+    n. `predictions` (run id → its predictions_<split>.csv frame) enables the paired bootstrap between experiments
+    of one run each. `attrs` say the split, the interval shown and the test used (None: untested).
     `parent_run_id` only makes the error messages name the sweep.
     """
     if split not in SPLITS:
@@ -264,7 +270,7 @@ def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: st
     ]
     columns = [*TEXT_COLUMNS,
                *(c for metric in METRIC_COLUMNS for c in (metric, f"{metric} std", f"{metric} low", f"{metric} high")),
-               "n"]
+               *(c for metric in BIAS_COLUMNS for c in (f"{metric} null", f"{metric} p")), "n"]
     table = pd.DataFrame(rows, columns=columns)
     table.attrs["split"] = split
     table.attrs["comparison"] = _mark_best(table, finished, experiments, split, predictions)
