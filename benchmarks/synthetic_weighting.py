@@ -1,10 +1,10 @@
-"""Benchmark: does the study's group weighting change accuracy and bias on the synthetic data?
+"""Benchmark: does the study's group weighting change accuracy and bias on the synthetic data, beyond noise?
 
-Trains the default model (small_cnn + MLP, from_scratch schedule) with `weighting=none` and `weighting=group`
-over several seeds as one facebias sweep into a fresh MLflow store, then prints the report's table: mean ± std
-of the test MAE and the four bias scores per weighting, and the group/none ratios measured in this run.
+Trains the default model (small_cnn + MLP, from_scratch schedule) with `weighting=none` and `weighting=group` over
+several seeds as one facebias sweep into a fresh MLflow store, then prints, per test score: each arm's mean and
+95 % t interval over seeds, the difference group − none, and Welch's t test of it (beyond noise when p < 0.05).
 
-    python benchmarks/synthetic_weighting.py [--seeds 0,1,2] [--workdir DIR] [--report-only] [overrides ...]
+    python benchmarks/synthetic_weighting.py [--seeds 0,1,2,3,4] [--workdir DIR] [--report-only] [overrides ...]
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from facebias.report import format_markdown, results_table
+import numpy as np
+
+from facebias.report.significance import seed_interval, welch_p
+from facebias.report.table import METRICS, finished_runs
 from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
 from facebias.tracking.queries import load_sweep_runs
-
-METRICS = ("MAE", "Age Bias", "Gender Bias", "Ethnicity Bias", "Face Expression Bias")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--workdir", type=Path, default=None, help="where mlruns/ and multirun/ go (default: temp)")
     parser.add_argument("--report-only", action="store_true", help="only report the sweep already in --workdir")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
@@ -38,13 +39,24 @@ def main() -> None:
         subprocess.run(command, cwd=workdir, check=True)
     _, children = load_sweep_runs(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias",
                                   parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
-    table = results_table(children)
-    print(format_markdown(table))
-    by_weighting = table.set_index(table["Experiment"].str.rsplit("-", n=1).str[-1])
-    print("\ngroup / none (ratio of means):")
-    for metric in METRICS:
-        ratio = by_weighting.loc["group", metric] / by_weighting.loc["none", metric]
-        print(f"  {metric:<22} {ratio:6.3f}")
+    runs = finished_runs(children)
+    arms = {arm: runs[runs["tags.facebias.weighting"] == arm] for arm in ("none", "group")}
+    counts = {arm: len(frame) for arm, frame in arms.items()}
+    print(f"\ntest split, {counts['none']} seeds with weighting=none and {counts['group']} with weighting=group; "
+          "mean [95 % t interval over seeds]")
+    print("| score | none | group | group − none | Welch p | beyond noise? |")
+    print("|---|---:|---:|---:|---:|---|")
+    for metric, column in METRICS:
+        values = {arm: frame[f"metrics.test/{metric}"].astype(float).to_numpy() for arm, frame in arms.items()}
+        cells = []
+        for arm in ("none", "group"):
+            low, high = seed_interval(values[arm])
+            cells.append(f"{values[arm].mean():.3f} [{low:.3f}, {high:.3f}]")
+        p_value = welch_p(values["group"], values["none"])
+        difference = values["group"].mean() - values["none"].mean()
+        verdict = "yes" if p_value < 0.05 else "no"
+        print(f"| {column} | {cells[0]} | {cells[1]} | {difference:+.3f} | {p_value:.3f} | {verdict} |")
+    print(f"\n(seeds: {', '.join(str(int(s)) for s in np.sort(runs['tags.facebias.seed'].astype(int).unique()))})")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,8 @@ class SweepTracking(Callback):
         return failed
 
     def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
-        from facebias.report import format_markdown, report_for_parent
+        from facebias.report.build import report_for_parent
+        from facebias.report.render import format_markdown
         from facebias.tracking.store import resolve_tracking_uri
 
         uri = resolve_tracking_uri(tracking_config, base_dir)

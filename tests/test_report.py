@@ -11,16 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facebias.errors import FacebiasError
-from facebias.report import (
-    METRICS,
-    ReportError,
-    format_html,
-    format_markdown,
-    natural_key,
-    results_table,
-    write_report,
-)
+from facebias.errors import FacebiasError, ReportError
+from facebias.report.build import write_report
+from facebias.report.render import format_html, format_markdown
+from facebias.report.table import METRICS, natural_key, results_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEDULES = {"one_stage": ["1e-05"], "two_stage": ["0.0001", "1e-05"], "three_stage": ["0.0001", "1e-05", "1e-05"]}
@@ -89,6 +83,9 @@ def test_results_table_aggregates_finished_runs_per_experiment(children: pd.Data
             values = np.array([base + 0.1 * index + 0.37 * seed**2 for seed in range(3)])
             assert table.loc[position, column] == pytest.approx(values.mean())
             assert table.loc[position, f"{column} std"] == pytest.approx(values.std(ddof=1)), name
+            half = T_975_2 * values.std(ddof=1) / np.sqrt(3)
+            assert table.loc[position, f"{column} low"] == pytest.approx(values.mean() - half), name
+            assert table.loc[position, f"{column} high"] == pytest.approx(values.mean() + half), name
     exp2, exp10 = table.iloc[0], table.iloc[1]
     assert (exp2["Backbone"], exp2["Head"], exp2["Stages"], exp2["Learning rates"]) == (
         "ResNet50", "MLP", 3, "1e-4, 1e-5, 1e-5")
@@ -96,19 +93,28 @@ def test_results_table_aggregates_finished_runs_per_experiment(children: pd.Data
         "InceptionResNetV2", "Linear", 1, "1e-5")
 
 
-def test_single_run_shows_plain_mean_and_several_show_std(children: pd.DataFrame) -> None:
+T_975_2 = 4.302652729911275
+"""The 97.5 % quantile of Student's t with 2 degrees of freedom (tables): the 95 % interval of a mean of 3 runs."""
+
+
+def test_cells_show_the_mean_and_its_interval(children: pd.DataFrame) -> None:
     single = pd.DataFrame([make_run("c0", "exp1_x", seeded_metrics(30.0, 0), schedule="two_stage")])
-    table = results_table(pd.concat([children, single], ignore_index=True))
-    markdown = format_markdown(table)
-    lines = markdown.splitlines()
+    with_interval = make_run("d0", "exp3_y", {**seeded_metrics(20.0, 0), "mae_ci_low": 19.0, "mae_ci_high": 21.5})
+    table = results_table(pd.concat([children, single, pd.DataFrame([with_interval])], ignore_index=True))
+    lines = format_markdown(table).splitlines()
 
     assert lines[0].startswith("| Experiment | Backbone | Head | Stages | Learning rates | MAE | Age Bias |")
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| exp1_x", "| exp2_resnet50_mlp_three_stage",
-                                                            "| exp10_irv2_linear_one_stage"]
-    assert "| 30.0000 | 30.1000 |" in lines[2] and "±" not in lines[2]
+                                                            "| exp3_y", "| exp10_irv2_linear_one_stage"]
+    assert "| 30.0000 | 30.1000 |" in lines[2] and "[" not in lines[2], "one run without an interval: the value"
     assert "| 1e-4, 1e-5 |" in lines[2]
-    assert f"| {table.loc[1, 'MAE']:.4f} ± {table.loc[1, 'MAE std']:.4f} |" in lines[3]
-    assert np.isnan(table.loc[0, "MAE std"])
+    values = np.array([9.0 + 0.37 * seed**2 for seed in range(3)])
+    half = T_975_2 * values.std(ddof=1) / np.sqrt(3)
+    assert f"| {values.mean():.4f} [{values.mean() - half:.2f}, {values.mean() + half:.2f}] |" in lines[3]
+    assert "| 20.0000 [19.00, 21.50] | 20.1000 |" in lines[4], "one run: its own bootstrap interval"
+    assert table.loc[1, "MAE low"] == pytest.approx(values.mean() - half)
+    assert np.isnan(table.loc[0, "MAE std"]) and np.isnan(table.loc[0, "MAE low"])
+    assert table.attrs["interval"] == "mixed" and table.attrs["comparison"] is None
 
 
 def test_missing_experiment_tag_falls_back_to_run_name() -> None:
@@ -130,19 +136,21 @@ def cell_with_text(page: str, text: str) -> str:
     return matches[0]
 
 
-def test_html_shades_best_green_and_worst_red(children: pd.DataFrame) -> None:
+def test_html_shades_lowest_green_and_highest_red_when_untested(children: pd.DataFrame) -> None:
     single = pd.DataFrame([make_run("c0", "exp1_x", {"mae": 30.0, "age_bias": 0.5, "gender_bias": 0.25,
                                                      "ethnicity_bias": 70.0, "expression_bias": 0.125})])
     table = results_table(pd.concat([children, single], ignore_index=True))
     page = format_html(table, "a title")
 
-    assert "<title>a title</title>" in page and "best (lowest)" in page and "no error bars" in page
+    assert "<title>a title</title>" in page and "best (lowest)" in page and "No test between experiments" in page
     # MAE: exp1 worst (30), exp2 best; age bias: exp1 best; ethnicity: exp1 worst, exp10 in between
-    assert "#c6efce" in cell_with_text(page, f"{table.loc[1, 'MAE']:.4f} ± {table.loc[1, 'MAE std']:.4f}")
+    cell = f"{table.loc[1, 'MAE']:.4f} [{table.loc[1, 'MAE low']:.2f}, {table.loc[1, 'MAE high']:.2f}]"
+    assert "#c6efce" in cell_with_text(page, cell)
     assert "#ffc7ce" in cell_with_text(page, "30.0000")
     assert 'class="num best"' in cell_with_text(page, "0.5000")
     assert 'class="num worst"' in cell_with_text(page, "70.0000")
-    middle = f"{table.loc[2, 'Ethnicity Bias']:.4f} ± {table.loc[2, 'Ethnicity Bias std']:.4f}"
+    column = "Ethnicity Bias"
+    middle = f"{table.loc[2, column]:.4f} [{table.loc[2, f'{column} low']:.2f}, {table.loc[2, f'{column} high']:.2f}]"
     assert cell_with_text(page, middle) == '<td class="num">'
 
 
@@ -255,7 +263,7 @@ def test_cli_reports_a_sweep_and_logs_it_to_the_parent(tmp_path: Path) -> None:
     assert lines[0].startswith("| Experiment |")
     assert lines[2].startswith("| exp5_resnet50_mlp_two_stage | ResNet50 | MLP | 2 | 1e-4, 1e-5 | ")
     assert lines[3].startswith("| exp7_resnet50_mlp_three_stage | ResNet50 | MLP | 3 | 1e-4, 1e-5, 1e-5 | ")
-    assert lines[3].endswith(" | 2 |") and "±" in lines[3]
+    assert lines[3].endswith(" | 2 |") and "[" in lines[3]
     assert sorted(path.name for path in out.iterdir()) == ["results.csv", "results.html", "results.md",
                                                           "results.png"]
     artifacts = {item.path for item in MlflowClient(uri).list_artifacts(parent_id, "report")}

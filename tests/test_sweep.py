@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_DATA, run_facebias
+from conftest import QUICK_DATA, compose_train, run_facebias
 from mlflow.tracking import MlflowClient
 
 TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
@@ -152,3 +152,18 @@ def test_launcher_configs_compose(option: str, launcher: str) -> None:
     with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"hydra/launcher={option}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith(launcher)
+
+
+def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from facebias.config import to_train_config
+    from facebias.sweep import run_sweep_job
+    from facebias.train import RunResult
+
+    hydra_config = SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path)), job=SimpleNamespace(num=0),
+                                   overrides=SimpleNamespace(task=["seed=1"]))
+    config = compose_train(["tracking=none"])
+    result = RunResult("r", {"val/mae": 7.5, "test/mae": 6.25}, tmp_path, "")
+    returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {})
+    assert returned == 7.5

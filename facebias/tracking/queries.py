@@ -95,3 +95,17 @@ def finished_child(config: TrackingConfig, base_dir: Path, parent_run_id: str, w
         "look up finished jobs",
     )
     return runs[0] if runs else None
+
+
+def download_artifact(tracking_uri: str, run_id: str, artifact_path: str, folder: Path) -> Path | None:
+    """Download one artifact of run `run_id` into `folder`; returns the local path, or None when the run has no
+    such artifact."""
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(tracking_uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(with_retries(lambda: client.download_artifacts(run_id, artifact_path, str(folder)),
+                                 "download an artifact"))
+    except (MlflowException, OSError):
+        return None

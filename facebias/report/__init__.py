@@ -1,0 +1,1 @@
+"""The results table of a sweep: table (pure pandas), significance, Markdown/HTML, plot, and the CLI."""

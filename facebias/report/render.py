@@ -1,0 +1,177 @@
+"""The results table as text: Markdown and a self-contained HTML page, with the notes a reader needs.
+
+A metric cell is `mean [low, high]`: the 95 % interval over seeds (n ≥ 2) or over the test images (n = 1). In
+each metric column the best experiment and every one not distinguishable from it are bold (Markdown) and green
+(HTML); the worst is red when it is distinguishable from the best. Without a test, plain best/worst shading.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from facebias.report.significance import ALPHA
+from facebias.report.table import METRIC_COLUMNS, TEXT_COLUMNS
+
+DIGITS = 4
+"""Decimals of a mean (the study reported 4)."""
+INTERVAL_DIGITS = 2
+"""Decimals of an interval's bounds."""
+BEST_COLOUR = "#c6efce"
+WORST_COLOUR = "#ffc7ce"
+
+
+def format_value(mean: float, low: float, high: float) -> str:
+    """`mean [low, high]`, or the plain mean when there is no interval."""
+    if math.isnan(low) or math.isnan(high):
+        return f"{mean:.{DIGITS}f}"
+    return f"{mean:.{DIGITS}f} [{low:.{INTERVAL_DIGITS}f}, {high:.{INTERVAL_DIGITS}f}]"
+
+
+def display_columns() -> list[str]:
+    return [*TEXT_COLUMNS, *METRIC_COLUMNS, "n"]
+
+
+NOISE_MARK = "†"
+"""Follows a bias score whose permutation p-value (median over the runs) is ≥ ALPHA."""
+
+
+def within_noise(row: pd.Series, column: str) -> bool:
+    """Whether a bias cell is within its noise floor (its p-value is known and ≥ ALPHA)."""
+    p_value = row.get(f"{column} p", float("nan"))
+    return not math.isnan(p_value) and p_value >= ALPHA
+
+
+def display_rows(table: pd.DataFrame) -> list[list[str]]:
+    """The table's cells as text, in the order of `display_columns()`."""
+    rows = []
+    for _, row in table.iterrows():
+        cells = [str(row[column]) for column in TEXT_COLUMNS]
+        cells += [format_value(row[c], row[f"{c} low"], row[f"{c} high"]) + (f" {NOISE_MARK}"
+                  if within_noise(row, c) else "") for c in METRIC_COLUMNS]
+        rows.append([*cells, str(int(row["n"]))])
+    return rows
+
+
+def shading(table: pd.DataFrame, column: str) -> tuple[set[int], set[int]]:
+    """Positions shaded best (green) and worst (red) in a column.
+
+    With a test: best = the best experiment and every one not distinguishable from it; worst = the highest mean,
+    only when it is not among those. Without one: the lowest and the highest mean (none when all are equal).
+    """
+    values = table[column].to_numpy(dtype=float)
+    if len(values) < 2 or values.min() == values.max():
+        return set(), set()
+    worst = set(int(i) for i in (values == values.max()).nonzero()[0])
+    if table.attrs.get("comparison"):
+        best = set(int(i) for i in table[f"{column} best"].to_numpy().nonzero()[0])
+        return best, worst - best
+    return set(int(i) for i in (values == values.min()).nonzero()[0]), worst
+
+
+def notes(table: pd.DataFrame) -> list[str]:
+    """What the reader must know to read the numbers: split, units, the interval shown, the test used."""
+    split = table.attrs.get("split", "test")
+    interval = table.attrs.get("interval", "images")
+    lines = [f"Metrics on the {split} split, in years; n is the number of FINISHED runs (seeds) per experiment."]
+    if interval in ("seeds", "mixed"):
+        lines.append("With n ≥ 2, a cell is the mean over seeds and its 95 % t interval [low, high] (uncertainty "
+                     "from the seeds: training randomness; the images are the same in every run).")
+    if interval in ("images", "mixed"):
+        lines.append("With n = 1, a cell is the run's score and its 95 % bootstrap interval over the evaluated "
+                     "images [low, high] (uncertainty from image sampling only; training randomness is not in it: "
+                     "rerun with seed=0,1,2 to see it).")
+    if any(within_noise(row, column) for _, row in table.iterrows() for column in METRIC_COLUMNS[1:]):
+        lines.append(f"{NOISE_MARK}: within the noise floor — the bias's permutation p-value (median over the runs) is "
+                     f"≥ {ALPHA}: errors that do not depend on the group would score as much, so it is no evidence "
+                     "of unfairness.")
+    comparison = table.attrs.get("comparison")
+    if comparison:
+        lines.append(f"Bold / green: the best (lowest) experiment of the column and every experiment not "
+                     f"distinguishable from it by a {comparison} (Holm-corrected, α = {ALPHA}); red: the worst, "
+                     "when it is distinguishable from the best.")
+    else:
+        lines.append("No test between experiments (a single experiment, different images, or a mix of n = 1 and "
+                     "n ≥ 2): green marks the lowest value, red the highest, whether or not the difference is noise.")
+    return lines
+
+
+def format_markdown(table: pd.DataFrame) -> str:
+    """The table as GitHub-flavoured Markdown (numbers right-aligned; best group in bold when tested)."""
+    header = display_columns()
+    numeric = {"Stages", *METRIC_COLUMNS, "n"}
+    bold = {column: shading(table, column)[0] if table.attrs.get("comparison") else set()
+            for column in METRIC_COLUMNS}
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    body = []
+    for position, cells in enumerate(display_rows(table)):
+        metric_cells = [f"**{text}**" if position in bold[column] else text
+                        for column, text in zip(METRIC_COLUMNS, cells[len(TEXT_COLUMNS):-1], strict=True)]
+        body.append(line([*cells[: len(TEXT_COLUMNS)], *metric_cells, cells[-1]]))
+    rule = "|" + "|".join("---:" if column in numeric else "---" for column in header) + "|"
+    return "\n".join([line(header), rule, *body])
+
+
+HTML_STYLE = f"""
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 10px; }}
+th {{ background: #eee; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.best, span.best {{ background: {BEST_COLOUR}; }}
+td.worst, span.worst {{ background: {WORST_COLOUR}; }}
+p.note {{ color: #555; font-size: 0.9em; }}
+"""
+
+
+def _html_cell(text: str, css: str, colour: str | None) -> str:
+    style = f' style="background:{colour}"' if colour else ""
+    return f'<td class="{css}"{style}>{html.escape(text)}</td>'
+
+
+def format_html(table: pd.DataFrame, title: str) -> str:
+    """A self-contained HTML page: title, legend, the table with best/worst metric cells shaded, notes."""
+    shaded = {column: shading(table, column) for column in METRIC_COLUMNS}
+    body_rows = []
+    for position, cells in enumerate(display_rows(table)):
+        parts = [_html_cell(text, "text", None) for text in cells[: len(TEXT_COLUMNS)]]
+        for column, text in zip(METRIC_COLUMNS, cells[len(TEXT_COLUMNS) : -1], strict=True):
+            best, worst = shaded[column]
+            if position in best:
+                parts.append(_html_cell(text, "num best", BEST_COLOUR))
+            elif position in worst:
+                parts.append(_html_cell(text, "num worst", WORST_COLOUR))
+            else:
+                parts.append(_html_cell(text, "num", None))
+        parts.append(_html_cell(cells[-1], "num", None))
+        body_rows.append("<tr>" + "".join(parts) + "</tr>")
+    header = "".join(f"<th>{html.escape(column)}</th>" for column in display_columns())
+    page_notes = "\n".join(f'<p class="note">{html.escape(note)}</p>' for note in notes(table))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>{HTML_STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="legend">Legend: <span class="best">green</span> = best (lowest) value of the column and, when tested,
+every value not distinguishable from it; <span class="worst">red</span> = worst (highest); lower is better for
+MAE and every bias score. A cell is the mean [95 % interval].</p>
+<table>
+<thead><tr>{header}</tr></thead>
+<tbody>
+{chr(10).join(body_rows)}
+</tbody>
+</table>
+{page_notes}
+</body>
+</html>
+"""

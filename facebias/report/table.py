@@ -1,0 +1,274 @@
+"""The study's results table of a sweep: one row per experiment, its scores with their uncertainty (pure pandas).
+
+`results_table(children)` takes `mlflow.search_runs`-shaped rows (columns `run_id`, `status`, `tags.*`, `params.*`,
+`metrics.*`); only FINISHED runs count. A cell is the mean over an experiment's runs (seeds) with a 95 % interval:
+over seeds when it has n ≥ 2 runs, else the run's own bootstrap interval over the test images. Each column also
+marks its best experiment and every experiment not distinguishable from it (facebias.report.significance).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from facebias.errors import ReportError
+from facebias.metrics.uncertainty import bootstrap_indices, errors_by_group, resampled_scores
+from facebias.options import BACKBONES, HEADS, Registry
+from facebias.report.significance import (
+    PAIRED_BOOTSTRAP,
+    WELCH,
+    best_group_by_images,
+    best_group_by_seeds,
+    seed_interval,
+)
+
+METRICS: tuple[tuple[str, str], ...] = (
+    ("mae", "MAE"),
+    ("age_bias", "Age Bias"),
+    ("gender_bias", "Gender Bias"),
+    ("ethnicity_bias", "Ethnicity Bias"),
+    ("expression_bias", "Face Expression Bias"),
+)
+"""(metric name under `<split>/`, column of the table), in the study's order."""
+
+METRIC_COLUMNS: tuple[str, ...] = tuple(column for _, column in METRICS)
+BIAS_COLUMNS: tuple[str, ...] = METRIC_COLUMNS[1:]
+TEXT_COLUMNS: tuple[str, ...] = ("Experiment", "Backbone", "Head", "Stages", "Learning rates")
+SPLITS: tuple[str, ...] = ("test", "val")
+LEVEL = 0.95
+"""Coverage of every interval in the table."""
+PAIRED_RESAMPLES = 1000
+"""Bootstrap resamples of the test images for comparing experiments that have one run each."""
+DATA_TAGS: tuple[str, ...] = ("facebias.dataset_digest", "facebias.data")
+MISSING_TAG_VALUES = {"", "none", "null", "nan"}
+MAX_LISTED = 10
+"""Runs named at most in an error message."""
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders embedded numbers by value: exp2 < exp10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name))
+
+
+def _column(children: pd.DataFrame, name: str) -> pd.Series:
+    """A column of the runs, or all-missing when no run has it."""
+    if name in children.columns:
+        return children[name]
+    return pd.Series([None] * len(children), index=children.index, dtype=object)
+
+
+def _present(value: object) -> bool:
+    """Whether a tag/param value is really set (search_runs spells a missing one NaN/None, the trainer 'None')."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return str(value).strip().lower() not in MISSING_TAG_VALUES
+
+
+def experiment_names(children: pd.DataFrame) -> pd.Series:
+    """The experiment of each run: tag `facebias.experiment`, else the run name, else the run id."""
+    names = []
+    for tag, run_name, run_id in zip(
+        _column(children, "tags.facebias.experiment"),
+        _column(children, "tags.mlflow.runName"),
+        _column(children, "run_id"),
+        strict=True,
+    ):
+        names.append(next((str(v) for v in (tag, run_name, run_id) if _present(v)), "?"))
+    return pd.Series(names, index=children.index, dtype=object)
+
+
+def format_lr(value: float) -> str:
+    """A learning rate the way the study writes it: 0.0001 → '1e-4', 0.00025 → '2.5e-4'."""
+    mantissa, exponent = f"{value:.6e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def learning_rates(run: pd.Series) -> list[float]:
+    """The learning rate of each stage, from params `schedule.stage1.lr`, `schedule.stage2.lr`, … in order."""
+    rates = []
+    stage = 1
+    while _present(run.get(f"params.schedule.stage{stage}.lr")):
+        rates.append(float(run[f"params.schedule.stage{stage}.lr"]))
+        stage += 1
+    return rates
+
+
+def _label(run: pd.Series, tag: str, param: str, names: Registry) -> str:
+    """A run's backbone/head: the `facebias.<group>` tag, else the `<group>.name` param, as its registry displays it."""
+    value = next((str(v) for v in (run.get(tag), run.get(param)) if _present(v)), "?")
+    return names.display(value)
+
+
+def _joined(values: Sequence[str]) -> str:
+    """The distinct values of an experiment's runs, normally exactly one."""
+    return " / ".join(dict.fromkeys(values))
+
+
+def _status_counts(children: pd.DataFrame) -> str:
+    counts = _column(children, "status").value_counts()
+    parts = [f"{counts.get(status, 0)} {status}" for status in ("FAILED", "KILLED", "RUNNING")]
+    others = [f"{count} {status}" for status, count in counts.items() if status not in ("FINISHED", "FAILED",
+                                                                                         "KILLED", "RUNNING")]
+    return ", ".join(parts + others)
+
+
+def _sweep(parent_run_id: str | None) -> str:
+    return f"sweep {parent_run_id}" if parent_run_id else "the sweep"
+
+
+def finished_runs(children: pd.DataFrame, parent_run_id: str | None = None) -> pd.DataFrame:
+    """The FINISHED children; ReportError when there are none."""
+    if children is None or len(children) == 0:
+        raise ReportError(
+            f"no runs found for {_sweep(parent_run_id)}: it has no child runs yet (is it still starting, or was it "
+            "made by `python -m facebias.train` without -m?), so there is nothing to report."
+        )
+    finished = children[_column(children, "status") == "FINISHED"]
+    if finished.empty:
+        raise ReportError(
+            f"no runs found for {_sweep(parent_run_id)}: none of its {len(children)} child runs is FINISHED "
+            f"({_status_counts(children)}); look at their `error` tag in the MLflow UI, or wait for them to finish."
+        )
+    return finished
+
+
+def check_metrics(finished: pd.DataFrame, split: str, parent_run_id: str | None = None) -> None:
+    """ReportError naming the runs that lack one of the `<split>/…` metrics the table needs."""
+    experiments = experiment_names(finished)
+    missing_by_run = []
+    missing_metrics: dict[str, None] = {}
+    for index, run in finished.iterrows():
+        missing = [f"{split}/{metric}" for metric, _ in METRICS if not _present(run.get(f"metrics.{split}/{metric}"))]
+        if missing:
+            missing_by_run.append(f"{experiments[index]} (run {run['run_id']})")
+            missing_metrics.update(dict.fromkeys(missing))
+    if missing_by_run:
+        shown = ", ".join(missing_by_run[:MAX_LISTED])
+        if len(missing_by_run) > MAX_LISTED:
+            shown += f" and {len(missing_by_run) - MAX_LISTED} more"
+        raise ReportError(
+            f"{len(missing_by_run)} finished run(s) of {_sweep(parent_run_id)} have no "
+            f"{', '.join(missing_metrics)} metric: {shown} — probably runs that crashed before "
+            "evaluating or were made by an older facebias version; rerun them or pick another sweep with --parent."
+        )
+
+
+def check_same_data(finished: pd.DataFrame, parent_run_id: str | None = None) -> None:
+    """ReportError when the runs were trained/evaluated on different data (dataset digest or data option)."""
+    differing = []
+    for tag in DATA_TAGS:
+        values = [str(v) for v in dict.fromkeys(_column(finished, f"tags.{tag}")) if _present(v)]
+        if len(values) > 1:
+            differing.append(f"{tag} is {', '.join(sorted(values))}")
+    if differing:
+        raise ReportError(
+            f"the runs of {_sweep(parent_run_id)} do not share their data ({'; '.join(differing)}), so their "
+            "metrics are not comparable in one table; pick one sweep with --parent RUN_ID."
+        )
+
+
+def _experiment_row(name: str, runs: pd.DataFrame, split: str) -> dict[str, object]:
+    """One row: the description of the experiment, then per metric its mean, std, interval, and n."""
+    schedules = [learning_rates(run) for _, run in runs.iterrows()]
+    row: dict[str, object] = {
+        "Experiment": name,
+        "Backbone": _joined([_label(r, "tags.facebias.backbone", "params.backbone.name", BACKBONES)
+                             for _, r in runs.iterrows()]),
+        "Head": _joined([_label(r, "tags.facebias.head", "params.head.name", HEADS) for _, r in runs.iterrows()]),
+        "Stages": max(len(rates) for rates in schedules),
+        "Learning rates": _joined([", ".join(format_lr(rate) for rate in rates) or "?" for rates in schedules]),
+    }
+    for metric, column in METRICS:
+        values = runs[f"metrics.{split}/{metric}"].astype(float)
+        row[column] = float(values.mean())
+        row[f"{column} std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        if len(values) > 1:
+            row[f"{column} low"], row[f"{column} high"] = seed_interval(values.to_numpy(), LEVEL)
+        else:
+            run = runs.iloc[0]
+            low, high = run.get(f"metrics.{split}/{metric}_ci_low"), run.get(f"metrics.{split}/{metric}_ci_high")
+            row[f"{column} low"] = float(low) if _present(low) else float("nan")
+            row[f"{column} high"] = float(high) if _present(high) else float("nan")
+    for metric, column in METRICS[1:]:
+        nulls, p_values = (runs.get(f"metrics.{split}/{metric}_{kind}") for kind in ("null", "p"))
+        present = nulls is not None and p_values is not None and nulls.notna().all() and p_values.notna().all()
+        row[f"{column} null"] = float(nulls.astype(float).mean()) if present else float("nan")
+        row[f"{column} p"] = float(p_values.astype(float).median()) if present else float("nan")
+    row["n"] = len(runs)
+    return row
+
+
+def same_images(predictions: Sequence[pd.DataFrame]) -> bool:
+    """Whether every predictions frame lists the same images (true ages and attributes, in the same order)."""
+    columns = ["apparent_age", "gender", "ethnicity", "expression"]
+    first = predictions[0][columns].reset_index(drop=True)
+    return all(len(frame) == len(first) and frame[columns].reset_index(drop=True).equals(first)
+               for frame in predictions[1:])
+
+
+def _mark_best(table: pd.DataFrame, finished: pd.DataFrame, experiments: pd.Series, split: str,
+               predictions: Mapping[str, pd.DataFrame] | None) -> str | None:
+    """Fill `<Metric> best` (the best experiment and those not distinguishable from it); returns the test used."""
+    names = list(table["Experiment"])
+    for column in METRIC_COLUMNS:
+        table[f"{column} best"] = False
+    if len(names) < 2:
+        return None
+    runs = {name: finished[experiments == name] for name in names}
+    if all(len(frame) >= 2 for frame in runs.values()):
+        for metric, column in METRICS:
+            group = best_group_by_seeds({name: frame[f"metrics.{split}/{metric}"].astype(float).to_numpy()
+                                         for name, frame in runs.items()})
+            table[f"{column} best"] = table["Experiment"].isin(group)
+        return WELCH
+    frames = [predictions.get(str(frame["run_id"].iloc[0])) for frame in runs.values()] if predictions else []
+    if any(len(frame) != 1 for frame in runs.values()) or not frames or any(f is None for f in frames):
+        return None
+    if not same_images(frames):
+        return None
+    indices = bootstrap_indices(len(frames[0]), PAIRED_RESAMPLES, seed=0)
+    resampled = {name: resampled_scores(errors_by_group(frame["apparent_age"], frame["predicted_age"],
+                                                        frame[["gender", "ethnicity", "expression"]]), indices)
+                 for name, frame in zip(names, frames, strict=True)}
+    for metric, column in METRICS:
+        observed = dict(zip(names, table[column], strict=True))
+        group = best_group_by_images({name: scores[metric] for name, scores in resampled.items()}, observed)
+        table[f"{column} best"] = table["Experiment"].isin(group)
+    return PAIRED_BOOTSTRAP
+
+
+def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: str | None = None,
+                  predictions: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The study's table: one row per experiment (natural order) over its FINISHED runs.
+
+    Columns: Experiment, Backbone, Head, Stages, Learning rates, then per metric `<Metric>` (mean), `<Metric> std`
+    (sample std, NaN when n == 1), `<Metric> low` / `<Metric> high` (the 95 % interval: over seeds when n ≥ 2, the
+    run's bootstrap interval over images when n == 1) and `<Metric> best` (best or not distinguishable from it),
+    per bias `<Bias> null` (mean of the runs' permutation nulls) and `<Bias> p` (median of their p-values), then
+    n. `predictions` (run id → its predictions_<split>.csv frame) enables the paired bootstrap between experiments
+    of one run each. `attrs` say the split, the interval shown and the test used (None: untested).
+    `parent_run_id` only makes the error messages name the sweep.
+    """
+    if split not in SPLITS:
+        raise ReportError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
+    finished = finished_runs(children, parent_run_id)
+    check_metrics(finished, split, parent_run_id)
+    check_same_data(finished, parent_run_id)
+    experiments = experiment_names(finished)
+    rows = [
+        _experiment_row(name, finished[experiments == name], split)
+        for name in sorted(set(experiments), key=natural_key)
+    ]
+    columns = [*TEXT_COLUMNS,
+               *(c for metric in METRIC_COLUMNS for c in (metric, f"{metric} std", f"{metric} low", f"{metric} high")),
+               *(c for metric in BIAS_COLUMNS for c in (f"{metric} null", f"{metric} p")), "n"]
+    table = pd.DataFrame(rows, columns=columns)
+    table.attrs["split"] = split
+    table.attrs["comparison"] = _mark_best(table, finished, experiments, split, predictions)
+    counts = table["n"].astype(int)
+    table.attrs["interval"] = ("seeds" if (counts > 1).all() else "images" if (counts == 1).all() else "mixed")
+    return table
