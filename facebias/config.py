@@ -183,6 +183,16 @@ class TrainConfig:
     resume: str | None = None
 
 
+def stage_key(position: int) -> str:
+    """The stage at 0-based `position` as a user overrides it and MLflow params name it: `schedule.stages.1`."""
+    return f"schedule.stages.{position}"
+
+
+def stage_label(position: int) -> str:
+    """The stage at 0-based `position` as messages and curves count it: `stage 2` (curves: `stage2/…`)."""
+    return f"stage {position + 1}"
+
+
 def register_configs() -> None:
     """Register the schema nodes that conf/*.yaml extend through their defaults lists, and the
     `${facebias_options:}` resolver with which conf/hydra/help/facebias.yaml lists the registered options."""
@@ -218,13 +228,15 @@ def validate(config: TrainConfig) -> TrainConfig:
     stages = config.schedule.stages
     _check(len(stages) > 0, f"schedule {config.schedule.name!r} has no stages: give schedule.stages at least "
            "one stage (trainable, lr, max_epochs, patience, batch_size).")
-    for index, stage in enumerate(stages):
-        key = f"schedule.stages[{index}]"
-        TRAINABLE_PARTS.get(stage.trainable, f"{key}.trainable")
-        _check(stage.lr > 0, f"{key}.lr={stage.lr} is invalid: the learning rate must be > 0 (e.g. 1e-4).")
-        _check(stage.max_epochs >= 1, f"{key}.max_epochs={stage.max_epochs} is invalid: use a whole number >= 1.")
-        _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid: use a whole number >= 0.")
-        _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid: use a whole number >= 1.")
+    for position, stage in enumerate(stages):
+        key, label = stage_key(position), f" ({stage_label(position)})"
+        TRAINABLE_PARTS.get(stage.trainable, f"{key}.trainable", label)
+        _check(stage.lr > 0, f"{key}.lr={stage.lr} is invalid{label}: the learning rate must be > 0 (e.g. 1e-4).")
+        _check(stage.max_epochs >= 1, f"{key}.max_epochs={stage.max_epochs} is invalid{label}: use a whole number "
+               ">= 1.")
+        _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid{label}: use a whole number >= 0.")
+        _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid{label}: use a whole number "
+               ">= 1.")
     WEIGHTINGS.get(config.weighting.name)
     _check(bool(config.tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
     _check(config.tracking.offline_after_s >= 0, f"tracking.offline_after_s={config.tracking.offline_after_s} is "

@@ -103,10 +103,11 @@ class Registry(Generic[OptionT]):
     def __iter__(self) -> Iterator[OptionT]:
         return iter(self._options.values())
 
-    def get(self, name: object, key: str | None = None) -> OptionT:
-        """The option `name`; else a ConfigError naming the key (default: the registry's), value and accepted names."""
+    def get(self, name: object, key: str | None = None, where: str = "") -> OptionT:
+        """The option `name`; else a ConfigError naming the key (default: the registry's), value and accepted names
+        (`where`, e.g. " (stage 2)", follows the value)."""
         if not isinstance(name, str) or name not in self._options:
-            raise ConfigError(f"{key or self.key}={name!r} is unknown; accepted: {', '.join(self._options)}.")
+            raise ConfigError(f"{key or self.key}={name!r} is unknown{where}; accepted: {', '.join(self._options)}.")
         return self._options[name]
 
     def display(self, name: str) -> str:
@@ -150,7 +151,7 @@ PREPROCESSINGS: Registry[Option] = Registry("backbone.preprocessing", [
     Option("inception", "[-1, 1]", "RGB scaled to [-1, 1]"),
 ])
 
-TRAINABLE_PARTS: Registry[TrainablePart] = Registry("schedule.stages[i].trainable", [
+TRAINABLE_PARTS: Registry[TrainablePart] = Registry("schedule.stages.<i>.trainable", [
     TrainablePart("all", "All", "backbone and head train", backbone=True, head=True),
     TrainablePart("head", "Head", "the head trains, the backbone is frozen", backbone=False, head=True),
     TrainablePart("backbone", "Backbone", "the backbone trains, the head is frozen", backbone=True, head=False),

@@ -15,14 +15,15 @@ from omegaconf import OmegaConf
 
 from facebias.config import to_train_config
 from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
-from facebias.train import train
+from facebias.run.recipe import train
 
 CONFIG_CASES = [
     (["schedule.stages.0.lr=-1e-4"],
-     "schedule.stages[0].lr=-0.0001 is invalid: the learning rate must be > 0 (e.g. 1e-4)."),
+     "schedule.stages.0.lr=-0.0001 is invalid (stage 1): the learning rate must be > 0 (e.g. 1e-4)."),
     (["schedule.stages.0.trainable=neck"],
-     "schedule.stages[0].trainable='neck' is unknown; accepted: all, head, backbone."),
-    (["schedule.stages.0.batch_size=0"], "schedule.stages[0].batch_size=0 is invalid: use a whole number >= 1."),
+     "schedule.stages.0.trainable='neck' is unknown (stage 1); accepted: all, head, backbone."),
+    (["schedule.stages.0.batch_size=0"],
+     "schedule.stages.0.batch_size=0 is invalid (stage 1): use a whole number >= 1."),
     (["schedule.stages=[]"], "schedule 'from_scratch' has no stages: give schedule.stages at least one stage "
                              "(trainable, lr, max_epochs, patience, batch_size)."),
     (["trainer.precision=float8"], "trainer.precision='float8' is unknown; accepted: float32, mixed_float16, "

@@ -57,12 +57,15 @@ def test_heads_are_the_studys() -> None:
 
 
 BAD_VALUES = [
-    (["schedule.stages.0.lr=-0.001"], "schedule.stages[0].lr=-0.001 is invalid: the learning rate must be > 0"),
-    (["schedule.stages.0.lr=0"], "schedule.stages[0].lr=0.0 is invalid"),
-    (["schedule=two_stage", "schedule.stages.1.trainable=neck"], "schedule.stages[1].trainable='neck' is unknown"),
-    (["schedule.stages.0.batch_size=0"], "schedule.stages[0].batch_size=0 is invalid: use a whole number >= 1"),
-    (["schedule.stages.0.max_epochs=0"], "schedule.stages[0].max_epochs=0 is invalid"),
-    (["schedule.stages.0.patience=-1"], "schedule.stages[0].patience=-1 is invalid"),
+    (["schedule.stages.0.lr=-0.001"],
+     "schedule.stages.0.lr=-0.001 is invalid (stage 1): the learning rate must be > 0"),
+    (["schedule.stages.0.lr=0"], "schedule.stages.0.lr=0.0 is invalid (stage 1)"),
+    (["schedule=two_stage", "schedule.stages.1.trainable=neck"],
+     "schedule.stages.1.trainable='neck' is unknown (stage 2)"),
+    (["schedule.stages.0.batch_size=0"],
+     "schedule.stages.0.batch_size=0 is invalid (stage 1): use a whole number >= 1"),
+    (["schedule.stages.0.max_epochs=0"], "schedule.stages.0.max_epochs=0 is invalid (stage 1)"),
+    (["schedule.stages.0.patience=-1"], "schedule.stages.0.patience=-1 is invalid (stage 1)"),
     (["schedule.stages=[]"], "schedule 'from_scratch' has no stages"),
     (["head.dropout=1.5"], "head.dropout=1.5 is invalid"),
     (["backbone.input_size=16"], "backbone.input_size=16 is too small"),

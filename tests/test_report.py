@@ -49,8 +49,8 @@ def make_run(
         "params.schedule.name": schedule,
         "params.seed": str(seed),
     }
-    for stage, lr in enumerate(SCHEDULES[schedule], start=1):
-        row[f"params.schedule.stage{stage}.lr"] = lr
+    for position, lr in enumerate(SCHEDULES[schedule]):
+        row[f"params.schedule.stages.{position}.lr"] = lr
     for name, value in (metrics or {}).items():
         row[f"metrics.{split}/{name}"] = value
     return row

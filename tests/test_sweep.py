@@ -51,7 +51,7 @@ def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
     by_experiment = {c.data.tags["facebias.experiment"]: c for c in children}
     exp7 = by_experiment["exp7_resnet50_mlp_three_stage"]
     assert (exp7.data.params["backbone.name"], exp7.data.params["head.name"]) == ("resnet50", "mlp")
-    assert [exp7.data.params[f"schedule.stage{k}.trainable"] for k in (1, 2, 3)] == ["head", "backbone", "all"]
+    assert [exp7.data.params[f"schedule.stages.{k}.trainable"] for k in (0, 1, 2)] == ["head", "backbone", "all"]
     assert by_experiment["exp2_irv2_linear_one_stage"].data.params["backbone.name"] == "inception_resnet_v2"
 
 
@@ -109,7 +109,7 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert result.returncode == 1
     assert "error: 1 job(s) of the sweep failed (the others ran): job 1" in result.stderr
-    assert "schedule.stages[0].lr=-1.0 is invalid" in result.stderr
+    assert "schedule.stages.0.lr=-1.0 is invalid (stage 1)" in result.stderr
     (parent,) = _parents(tmp_path)
     assert parent.info.status == "FAILED"
     assert "job 1 (" in parent.data.tags["facebias.failed_jobs"]
@@ -158,8 +158,8 @@ def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Pa
     from types import SimpleNamespace
 
     from facebias.config import to_train_config
-    from facebias.sweep import run_sweep_job
-    from facebias.train import RunResult
+    from facebias.run.recipe import RunResult
+    from facebias.run.sweep import run_sweep_job
 
     hydra_config = SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path)), job=SimpleNamespace(num=0),
                                    overrides=SimpleNamespace(task=["seed=1"]))

@@ -29,5 +29,5 @@ def test_configured_uri_and_environment_variable(tmp_path: Path, monkeypatch: py
 def test_stage_values_get_stage_qualified_keys() -> None:
     params = flatten_params({"seed": 3, "schedule": {"name": "two_stage", "stages": [{"lr": 1e-4}, {"lr": 1e-5}]},
                              "head": {"hidden_units": [128, 32]}})
-    assert params == {"seed": "3", "schedule.name": "two_stage", "schedule.stage1.lr": "0.0001",
-                      "schedule.stage2.lr": "1e-05", "head.hidden_units": "[128, 32]"}
+    assert params == {"seed": "3", "schedule.name": "two_stage", "schedule.stages.0.lr": "0.0001",
+                      "schedule.stages.1.lr": "1e-05", "head.hidden_units": "[128, 32]"}

@@ -40,9 +40,9 @@ def test_run_records_params_tags_and_status(three_stage_run) -> None:
     assert run.info.run_name == "small_cnn-linear-three_stage-group"
     params = run.data.params
     assert params["backbone.name"] == "small_cnn"
-    assert params["schedule.stage1.trainable"] == "head"
-    assert params["schedule.stage2.trainable"] == "backbone"
-    assert float(params["schedule.stage3.lr"]) == pytest.approx(1e-5)
+    assert params["schedule.stages.0.trainable"] == "head"
+    assert params["schedule.stages.1.trainable"] == "backbone"
+    assert float(params["schedule.stages.2.lr"]) == pytest.approx(1e-5)
     assert params["seed"] == "0"
     tags = run.data.tags
     for group, option in [("backbone", "small_cnn"), ("head", "linear"), ("schedule", "three_stage"),
@@ -102,7 +102,7 @@ def test_a_bad_config_value_fails_before_any_run(tmp_path: Path) -> None:
     result = _train(tmp_path, "schedule.stages.0.lr=-1", check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: schedule.stages[0].lr=-1.0 is invalid: the learning rate must be > 0 (e.g. 1e-4)."
+        "error: schedule.stages.0.lr=-1.0 is invalid (stage 1): the learning rate must be > 0 (e.g. 1e-4)."
     )
     assert not (tmp_path / "mlruns").exists()
 

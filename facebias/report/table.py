@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from facebias.config import stage_key
 from facebias.errors import ReportError
 from facebias.metrics.uncertainty import bootstrap_indices, errors_by_group, resampled_scores
 from facebias.options import BACKBONES, HEADS, Registry
@@ -88,12 +89,12 @@ def format_lr(value: float) -> str:
 
 
 def learning_rates(run: pd.Series) -> list[float]:
-    """The learning rate of each stage, from params `schedule.stage1.lr`, `schedule.stage2.lr`, … in order."""
+    """The learning rate of each stage, from params `schedule.stages.0.lr`, `schedule.stages.1.lr`, … in order."""
     rates = []
-    stage = 1
-    while _present(run.get(f"params.schedule.stage{stage}.lr")):
-        rates.append(float(run[f"params.schedule.stage{stage}.lr"]))
-        stage += 1
+    position = 0
+    while _present(run.get(f"params.{stage_key(position)}.lr")):
+        rates.append(float(run[f"params.{stage_key(position)}.lr"]))
+        position += 1
     return rates
 
 

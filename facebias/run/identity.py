@@ -1,11 +1,23 @@
-"""Run identity: the names of the `facebias.*` tags that say which config a run computed, where its files are, and
-which sweep it belongs to.
+"""Run identity: what names a run and tells runs apart — the config fingerprint, the run name, and every
+`facebias.*` tag name (which config a run computed, where its files are, which sweep it belongs to).
 
 `facebias.tracking` knows none of these names; whoever asks it for runs passes the tags to match.
 """
 
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from facebias.config import TrainConfig
+
+TAG_PREFIX = "facebias."
+"""Every facebias tag starts so; `facebias.<group>` holds the option chosen for each config group."""
+
 FINGERPRINT_TAG = "facebias.config_fingerprint"
-"""What a run computes: a hash of its resolved config less `resume` (`facebias.sweep.config_fingerprint`)."""
+"""What a run computes: a hash of its resolved config less `resume` (`config_fingerprint`)."""
 OUTPUT_DIR_TAG = "facebias.output_dir"
 """The run's output folder, where its checkpoints are: what `resume` continues from."""
 SWEEP_ROLE_TAG = "facebias.role"
@@ -13,10 +25,59 @@ SWEEP_ROLE_TAG = "facebias.role"
 SWEEP_PARENT_ROLE = "sweep"
 """The value of `SWEEP_ROLE_TAG` that marks a sweep's parent run."""
 SWEEP_KEY_TAG = "facebias.sweep_key"
-"""The sweep command (`facebias.sweep.sweep_key`): a rerun of the same command reopens the parent run with this key."""
+"""The sweep command (`sweep_key`): a rerun of the same command reopens the parent run with this key."""
 RESUMED_TAG = "facebias.resumed"
 """`true` on a sweep's parent run that a rerun of its command reopened."""
 FAILED_JOBS_TAG = "facebias.failed_jobs"
 """On a sweep's parent run: the jobs that failed, one sentence each (cleared when the sweep is reopened)."""
 OFFLINE_ORIGIN_TAG = "facebias.offline_original_run_id"
 """On a run that `python -m facebias.sync` had to create: the id of the run that was recorded offline."""
+SEED_TAG = "facebias.seed"
+"""The run's `seed`."""
+DATASET_DIGEST_TAG = "facebias.dataset_digest"
+"""A digest of the data the run trained and evaluated on: runs with different digests are not comparable."""
+DATA_TAG = "facebias.data"
+"""The `data` option (a choice tag)."""
+FEATURE_CACHE_TAG = "facebias.feature_cache"
+"""Per stage, whether it trained on cached backbone features, and why not."""
+REPLICAS_TAG = "facebias.replicas"
+"""How many devices trained in parallel (trainer.distribute)."""
+JOB_NUM_TAG = "facebias.job_num"
+"""A sweep job's number (Hydra's hydra.job.num)."""
+SWEEP_COMMAND_TAG = "facebias.sweep_command"
+"""On a sweep's parent run: the command line that started it."""
+SWEEP_DIR_TAG = "facebias.sweep_dir"
+"""On a sweep's parent run: its output folder."""
+NOTE_TAG = "mlflow.note.content"
+"""MLflow's run description, shown in its UI: the config's `description`."""
+
+
+def choice_tag(group: str) -> str:
+    """The tag holding the option chosen for config group `group`, e.g. `facebias.backbone`."""
+    return f"{TAG_PREFIX}{group}"
+
+
+def run_name(config: TrainConfig) -> str:
+    """E.g. `resnet50-mlp-three_stage-group`, from the chosen options."""
+    return f"{config.backbone.name}-{config.head.name}-{config.schedule.name}-{config.weighting.name}"
+
+
+def run_tags(config: TrainConfig, choices: Mapping[str, str | None]) -> dict[str, str]:
+    """One tag per config-group choice (hydra.runtime.choices), plus the seed and the description."""
+    tags = {choice_tag(group): str(option) for group, option in choices.items() if not group.startswith("hydra")}
+    tags[SEED_TAG] = str(config.seed)
+    if config.description:
+        tags[NOTE_TAG] = config.description
+    return tags
+
+
+def config_fingerprint(resolved: Mapping[str, Any]) -> str:
+    """Identifies what a run computes: its whole resolved config, less `resume` (how it is run, not what)."""
+    relevant = {key: value for key, value in resolved.items() if key != "resume"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def sweep_key(task_overrides: list[str], experiment: str) -> str:
+    """Identifies a sweep command: the same overrides (in any order) in the same MLflow experiment."""
+    text = json.dumps({"overrides": sorted(task_overrides), "experiment": experiment})
+    return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -93,7 +93,7 @@ class StageCurveLogger(keras.callbacks.Callback):
             self.model.stop_training = True
             raise NonFiniteLossError(
                 f"stage {self.stage.index}, epoch {epoch + 1}: the loss is not finite ({values}); "
-                f"try a lower learning rate than schedule.stages[{self.stage.index - 1}].lr={self.stage.lr}"
+                f"try a lower learning rate than {self.stage.override}.lr={self.stage.lr}"
             )
         self.epochs_run = epoch + 1
         records = [({f"{self.stage.prefix}/{k}": v for k, v in values.items()}, epoch),

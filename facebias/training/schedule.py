@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facebias.config import StageConfig, TrainerConfig
+from facebias.config import StageConfig, TrainerConfig, stage_key
 from facebias.options import TRAINABLE_PARTS
 
 
@@ -28,7 +28,13 @@ class StagePlan:
 
     @property
     def prefix(self) -> str:
+        """The metric prefix of its curves: `stage2` for stage 2."""
         return f"stage{self.index}"
+
+    @property
+    def override(self) -> str:
+        """The config key a user changes it with: `schedule.stages.1` for stage 2."""
+        return stage_key(self.index - 1)
 
 
 def _capped(value: int, cap: int | None) -> int:

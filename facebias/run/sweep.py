@@ -11,7 +11,6 @@ results table and is marked FINISHED, or FAILED with the failing jobs named.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import logging
 import shlex
@@ -28,6 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 from facebias.config import TrackingConfig
 from facebias.errors import FacebiasError
 from facebias.io import write_json
+from facebias.run import identity
+from facebias.run.identity import config_fingerprint, sweep_key
+from facebias.tracking.queries import finished_child
+from facebias.tracking.runs import finish_sweep_parent, open_sweep_parent, record_failed_run
+from facebias.tracking.store import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +39,6 @@ PARENT_FILE = "facebias_sweep.json"
 JOBS_FOLDER = "facebias_jobs"
 OBJECTIVE = "val/mae"
 """What a job returns to Hydra's sweeper: a validation metric, never a test one (no tuning on the test split)."""
-
-
-def sweep_key(task_overrides: list[str], experiment: str) -> str:
-    """Identifies a sweep command: the same overrides (in any order) in the same MLflow experiment."""
-    text = json.dumps({"overrides": sorted(task_overrides), "experiment": experiment})
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def config_fingerprint(resolved: Mapping[str, Any]) -> str:
-    """Identifies what a job computes: its whole resolved config, less `resume` (how it is run, not what)."""
-    relevant = {key: value for key, value in resolved.items() if key != "resume"}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _tracking_config(config: DictConfig) -> TrackingConfig:
@@ -86,8 +78,6 @@ class SweepTracking(Callback):
         self.finished = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from facebias.run import identity
-        from facebias.tracking.runs import open_sweep_parent
 
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled:
@@ -96,7 +86,7 @@ class SweepTracking(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         task_overrides = list(config.hydra.overrides.task)
         command = "python -m facebias.train " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        tags = {"facebias.sweep_command": command, "facebias.sweep_dir": str(sweep_dir.resolve())}
+        tags = {identity.SWEEP_COMMAND_TAG: command, identity.SWEEP_DIR_TAG: str(sweep_dir.resolve())}
         name = str(config.get("sweep_name") or "sweep")
         self.parent_run_id = open_sweep_parent(
             tracking_config, base_dir, name,
@@ -123,13 +113,12 @@ class SweepTracking(Callback):
     def _finish(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path, completed: bool
                 ) -> list[JobOutcome]:
         """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short)."""
-        from facebias.tracking.runs import finish_sweep_parent
 
         if self.finished or self.parent_run_id is None:
             return []
         self.finished = True
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
-        tags = {"facebias.failed_jobs": "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
+        tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
         self._attach_report(tracking_config, base_dir, sweep_dir)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
         finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
@@ -139,7 +128,6 @@ class SweepTracking(Callback):
     def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
         from facebias.report.build import report_for_parent
         from facebias.report.render import format_markdown
-        from facebias.tracking.store import resolve_tracking_uri
 
         uri = resolve_tracking_uri(tracking_config, base_dir)
         try:
@@ -165,9 +153,6 @@ def run_sweep_job(
 
     `config` is the validated TrainConfig or the ConfigError that validation raised.
     """
-    from facebias.run import identity
-    from facebias.tracking.queries import finished_child
-    from facebias.tracking.runs import record_failed_run
 
     sweep_dir = Path(hydra_config.sweep.dir)
     num = int(hydra_config.job.num)
@@ -175,7 +160,7 @@ def run_sweep_job(
     parent_file = sweep_dir / PARENT_FILE
     parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
     fingerprint = config_fingerprint(resolved)
-    job_tags = {**tags, "facebias.job_num": str(num), "facebias.config_fingerprint": fingerprint}
+    job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint}
     opened: list[str] = []
     try:
         if isinstance(config, Exception):

@@ -1,0 +1,140 @@
+"""The recipe of one run: data → model → stages → evaluate → record, in one MLflow run (or a local recorder).
+
+`train` is what `python -m facebias.train` (and every job of a sweep) runs once Hydra has composed and validated
+the config. It resumes a killed run when `resume` says so (facebias.run.resume).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facebias.artifacts import write_run_artifacts
+from facebias.config import TrainConfig
+from facebias.data.card import dataset_card
+from facebias.data.dataset import Dataset
+from facebias.data.sources import load_dataset
+from facebias.io import write_text
+from facebias.run.identity import (
+    DATASET_DIGEST_TAG,
+    FEATURE_CACHE_TAG,
+    FINGERPRINT_TAG,
+    OUTPUT_DIR_TAG,
+    REPLICAS_TAG,
+    config_fingerprint,
+    run_name,
+    run_tags,
+)
+from facebias.run.resume import find_resume_target, restore_history
+from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
+from facebias.tracking.params import flatten_params
+from facebias.tracking.recorder import Recorder
+from facebias.tracking.runs import tracked_run
+from facebias.training.checkpoint import checkpoint_path, finish_checkpoints
+from facebias.training.feature_cache import FeatureStore
+from facebias.training.history import CurveHistory
+from facebias.training.loop import FeatureCacheContext, LoopContext, run_schedule
+from facebias.training.schedule import plan_stages
+from facebias.training.weighting import sample_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced: its MLflow run id, final metrics, output folder and how to view it."""
+
+    run_id: str
+    metrics: dict[str, float]
+    output_dir: Path
+    view_hint: str
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resolved: dict[str, Any],
+    output_dir: Path,
+    base_dir: Path,
+    choices: Mapping[str, str | None],
+    parent_run_id: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+    on_run_open: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Train and evaluate one composed run, recording everything in one MLflow run.
+
+    In a sweep, the run is a child of `parent_run_id` and carries `extra_tags` (job number, fingerprint).
+    """
+    fingerprint = config_fingerprint(resolved)
+    target = find_resume_target(config, fingerprint, base_dir)
+    if target is not None:
+        output_dir = target.output_dir
+        print(f"resuming run {target.run_id} from its checkpoint in {output_dir} (stage "
+              f"{target.checkpoint.stage}, {target.checkpoint.epoch} epoch(s) done in it)")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    params = flatten_params({key: value for key, value in resolved.items() if key != "resume"})
+    tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
+            **(extra_tags or {})}
+    with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
+                     on_run_open, None if target is None else target.run_id) as recorder:
+        if target is not None:
+            recorder.set_tags(tags)
+        configure_devices(config.trainer)
+        seed_everything(config.seed, config.trainer.deterministic)
+        dataset = load_dataset(config.data)
+        record_dataset(recorder, dataset, output_dir / "artifacts")
+        model, strategy = build_run_model(config, dataset.image_size)
+        weights = sample_weights(config.weighting.name, dataset.train.attributes)
+        limit = config.trainer.max_eval_samples
+        valid = dataset.valid.images[:limit], dataset.valid.ages[:limit] / 100.0
+        history = CurveHistory(recorder.log_metrics)
+        if target is not None:
+            restore_history(recorder, history, target.checkpoint)
+        store = FeatureStore()
+        context = LoopContext(
+            sink=history.record,
+            verbose=config.trainer.verbose if config.trainer.verbose == "auto" else int(config.trainer.verbose),
+            seed=config.seed,
+            augmentation=config.augmentation,
+            feature_cache=FeatureCacheContext(store, dataset.digest(), config.trainer.feature_cache),
+            strategy=strategy,
+            jit_compile=config.trainer.jit_compile,
+            checkpoint_file=checkpoint_path(output_dir),
+            resume=None if target is None else target.checkpoint,
+        )
+        train_data = dataset.train.images, dataset.train.ages / 100.0, weights
+        stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), train_data, valid,
+                                    context)
+        record_loop_notes(recorder, context, stage_epochs)
+        evaluations = evaluate_model(model, dataset, limit, config.statistics)
+        metrics = {}
+        for evaluation in evaluations:
+            metrics.update(evaluation.flat_metrics())
+        recorder.log_metrics(metrics)
+        artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
+        recorder.log_artifacts(artifacts)
+        finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
+    return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
+
+
+def record_loop_notes(recorder: Recorder, context: LoopContext, stage_epochs: list[int]) -> None:
+    """Epochs per stage, feature-cache hits/misses, replicas, and why each stage did or did not use the cache."""
+    for note in context.notes:
+        log.info(note)
+    store = context.feature_cache.store
+    recorder.log_metrics({**{f"stage{i}/epochs": n for i, n in enumerate(stage_epochs, start=1)},
+                          "feature_cache/hits": store.hits, "feature_cache/misses": store.misses})
+    recorder.set_tags({FEATURE_CACHE_TAG: " | ".join(context.notes), REPLICAS_TAG: context.replicas})
+
+
+def record_dataset(recorder: Recorder, dataset: Dataset, folder: Path) -> None:
+    """Tag the run with the dataset digest, log the dataset as a run input, and write its card."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / "dataset_card.md", dataset_card(dataset))
+    digest = dataset.digest()
+    recorder.set_tags({DATASET_DIGEST_TAG: digest})
+    source = dataset.extras.get("prepared_cache", f"facebias:{dataset.name}")
+    recorder.log_dataset(dataset.name, digest, source, {name: len(split) for name, split in dataset.splits.items()})

@@ -1,0 +1,111 @@
+"""The structure docs/architecture.md draws holds in the code: every facebias import points down its layers, no
+import cycle, no module over 350 lines, and TensorFlow / MLflow only where the document allows them."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = REPO_ROOT / "facebias"
+ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+MAX_LINES = 350
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES: dict[str, Path] = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module `path` imports (absolute names), at any depth of the file (function-local imports too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def internal_imports(name: str) -> set[str]:
+    """The facebias modules `name` imports (a `from package import module` counts as the module)."""
+    return {imported for imported in imports_of(MODULES[name]) if imported in MODULES and imported != name}
+
+
+def layers() -> list[tuple[int, list[str]]]:
+    """(layer number, module prefixes) from the table of docs/architecture.md."""
+    rows = []
+    for line in ARCHITECTURE.read_text().splitlines():
+        match = re.match(r"^\|\s*(\d+)\s*\|(.*?)\|", line)
+        if match:
+            rows.append((int(match.group(1)), re.findall(r"`(facebias[\w.]*)`", match.group(2))))
+    return rows
+
+
+def layer_of(name: str, table: list[tuple[int, list[str]]]) -> tuple[int, str]:
+    """The layer of a module and the prefix that placed it there (the longest matching prefix wins)."""
+    matches = [(len(prefix), number, prefix) for number, prefixes in table for prefix in prefixes
+               if name == prefix or name.startswith(prefix + ".")]
+    if not matches:
+        raise AssertionError(f"{name} is in no layer of docs/architecture.md")
+    _, number, prefix = max(matches)
+    return number, prefix
+
+
+def test_every_module_has_a_layer_and_imports_point_down() -> None:
+    table = layers()
+    assert len(table) >= 4
+    wrong = []
+    for name in MODULES:
+        number, prefix = layer_of(name, table)
+        for imported in internal_imports(name):
+            other, other_prefix = layer_of(imported, table)
+            if other > number or (other == number and other_prefix != prefix):
+                wrong.append(f"{name} (layer {number}) imports {imported} (layer {other})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycle() -> None:
+    graph = {name: internal_imports(name) for name in MODULES}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for imported in sorted(graph[name]):
+            if state.get(imported) == 1:
+                cycles.append(" → ".join([*path[path.index(imported):], imported]))
+            elif imported not in state:
+                visit(imported, [*path, imported])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    # a package's __init__ importing its own modules is not a cycle of jobs: keep only cycles between modules
+    assert not [cycle for cycle in cycles if len(set(cycle.split(" → "))) > 1], "\n".join(cycles)
+
+
+def test_modules_are_small() -> None:
+    large = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert {name: lines for name, lines in large.items() if lines > MAX_LINES} == {}
+
+
+@pytest.mark.parametrize(("library", "allowed"), [
+    ("mlflow", ("facebias.tracking",)),
+    ("tensorflow", ("facebias.data.pipeline", "facebias.models", "facebias.training", "facebias.runtime",
+                    "facebias.run")),
+])
+def test_heavy_libraries_stay_in_their_layers(library: str, allowed: tuple[str, ...]) -> None:
+    outside = [name for name, path in MODULES.items()
+               if any(imported == library or imported.startswith(library + ".") for imported in imports_of(path))
+               and not any(name == prefix or name.startswith(prefix + ".") for prefix in allowed)]
+    assert outside == []
