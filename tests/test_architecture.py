@@ -63,8 +63,9 @@ def layer_of(name: str, table: list[tuple[int, list[str]]]) -> tuple[int, str]:
 def test_every_module_has_a_layer_and_imports_point_down() -> None:
     table = layers()
     assert len(table) >= 4
+    assert internal_imports("facebias") == set(), "the package root imports nothing of its own"
     wrong = []
-    for name in MODULES:
+    for name in (name for name in MODULES if name != "facebias"):
         number, prefix = layer_of(name, table)
         for imported in internal_imports(name):
             other, other_prefix = layer_of(imported, table)
@@ -99,10 +100,13 @@ def test_modules_are_small() -> None:
     assert {name: lines for name, lines in large.items() if lines > MAX_LINES} == {}
 
 
+TENSORFLOW_HOMES = ("facebias.data.pipeline", "facebias.models", "facebias.training", "facebias.runtime")
+
+
 @pytest.mark.parametrize(("library", "allowed"), [
     ("mlflow", ("facebias.tracking",)),
-    ("tensorflow", ("facebias.data.pipeline", "facebias.models", "facebias.training", "facebias.runtime",
-                    "facebias.run")),
+    ("tensorflow", TENSORFLOW_HOMES),
+    ("keras", TENSORFLOW_HOMES),
 ])
 def test_heavy_libraries_stay_in_their_layers(library: str, allowed: tuple[str, ...]) -> None:
     outside = [name for name, path in MODULES.items()
