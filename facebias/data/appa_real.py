@@ -1,6 +1,6 @@
 """The official APPA-REAL release folder → the common Dataset record (facebias.data.dataset).
 
-Layout (SPEC.md, Data): `<root>/{train,valid,test}/NNNNNN.jpg` (whole image) and `NNNNNN.jpg_face.jpg` (aligned face
+Layout: `<root>/{train,valid,test}/NNNNNN.jpg` (whole image) and `NNNNNN.jpg_face.jpg` (aligned face
 crop); `<root>/gt_avg_{split}.csv` with `file_name,num_ratings,apparent_age_avg,apparent_age_std,real_age`; and the
 separately released attribute files `allcategories_{split}.csv` (in `attributes_dir`, default the root) with the
 columns `file, gender, race, makeup, time, happiness`, read by header name in any order, extra columns ignored.
@@ -10,7 +10,7 @@ Decisions:
   present) are kept as extra attribute columns. Ages outside 0..120 years, empty or non-numeric, are errors.
 - Attribute rows are joined to images by file name, never by position. `file` and `file_name` are both reduced to the
   image id (folder, `_face.jpg` and `.jpg` removed), so `000123.jpg`, `000123.jpg_face.jpg` and `000123` all match.
-- Attribute values are matched to the SPEC.md vocabularies ignoring case, spaces, `-` and `_` (`Slightly happy` →
+- Attribute values are matched to the vocabularies ignoring case, spaces, `-` and `_` (`Slightly happy` →
   `slightlyhappy`, `Afro-American` → `afroamerican`); anything else is an error.
 - Images are decoded with Pillow (EXIF orientation not applied: pixels as stored), converted to RGB and resized to
   `image_size` × `image_size` with Pillow's bilinear filter, whose support widens with the reduction factor, so

@@ -1,6 +1,6 @@
 """The APPA-REAL label tables: `gt_avg_{split}.csv` joined by file name to `allcategories_{split}.csv`, validated.
 
-Both are read as strings by header name; ages must lie in 0..120 years and attribute values in the SPEC.md
+Both are read as strings by header name; ages must lie in 0..120 years and attribute values in the
 vocabularies (ignoring case, spaces, `-` and `_`); every image needs exactly one attribute row and vice versa.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from facebias.data.validation import MAX_AGE, accepted_values, listing, match_vocabulary, one_line
+from facebias.data.validation import MAX_AGE, accepted_values, invalid_ages, listing, match_vocabulary, one_line
 from facebias.errors import DataError
 
 GT_COLUMNS: tuple[str, ...] = ("file_name", "num_ratings", "apparent_age_avg", "apparent_age_std", "real_age")
@@ -86,12 +86,12 @@ def parse_ages(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """The column as float32 years; DataError naming the first empty, non-numeric, negative or > 120 entry."""
     raw = table[column].str.strip()
     ages = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(ages) | (ages < 0) | (ages > MAX_AGE)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
+    invalid = invalid_ages(ages)
+    if invalid is not None:
+        first, count = invalid
         raise DataError(
             f"{path} line {table.index[first]}: {column}={raw.iloc[first]!r} is not a valid age; accepted: a number "
-            f"of years from 0 to {MAX_AGE:g} ({int(bad.sum())} such row(s), the first shown)."
+            f"of years from 0 to {MAX_AGE:g} ({count} such row(s), the first shown)."
         )
     return ages.astype(np.float32)
 

@@ -19,7 +19,7 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = ("gender", "ethnicity", "expression")
 class Split:
     """One split: images (N, H, W, 3) uint8 RGB, apparent ages (N,) float32 in years, attributes frame.
 
-    `attributes` has the columns gender, ethnicity, expression (SPEC.md vocabularies) and age_group
+    `attributes` has the columns gender, ethnicity, expression (the vocabularies of docs/metrics.md) and age_group
     (derived from the apparent age); extra columns (e.g. real_age, file) are allowed.
     """
 

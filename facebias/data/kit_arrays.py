@@ -1,6 +1,6 @@
 """The course starting kit's numpy arrays → the common Dataset record (facebias.data.dataset).
 
-Files in `root` (SPEC.md, Data): `data_{split}.npy` (N, H, W, 3) images, `labels_{split}.npy` (N,) apparent ages in
+Files in `root`: `data_{split}.npy` (N, H, W, 3) images, `labels_{split}.npy` (N,) apparent ages in
 years, `meta_data_{split}.npy` (N, 3) strings gender, ethnicity, expression; splits train, valid, test.
 
 Decisions:
@@ -30,7 +30,15 @@ import pandas as pd
 
 from facebias.data.dataset import ATTRIBUTE_COLUMNS, SPLIT_NAMES, Dataset, Split
 from facebias.data.images import resize_square
-from facebias.data.validation import MAX_AGE, accepted_values, check_image_size, listing, match_vocabulary, one_line
+from facebias.data.validation import (
+    MAX_AGE,
+    accepted_values,
+    check_image_size,
+    invalid_ages,
+    listing,
+    match_vocabulary,
+    one_line,
+)
 from facebias.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -124,12 +132,12 @@ def load_labels(path: Path, allow_objects: bool) -> np.ndarray:
         ages = labels.astype(np.float64)
     except (TypeError, ValueError) as error:
         raise DataError(f"{path} holds {labels.dtype} values that are not numbers; expected ages in years.") from error
-    bad = ~np.isfinite(ages) | (ages < 0) | (ages > MAX_AGE)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
+    invalid = invalid_ages(ages)
+    if invalid is not None:
+        first, count = invalid
         raise DataError(
             f"{path} index {first}: {ages[first]:g} is not a valid apparent age; accepted: a number of years from 0 "
-            f"to {MAX_AGE:g} ({int(bad.sum())} such value(s), the first shown)."
+            f"to {MAX_AGE:g} ({count} such value(s), the first shown)."
         )
     if len(ages) and ages.max() <= 1.0:
         raise DataError(
@@ -140,7 +148,7 @@ def load_labels(path: Path, allow_objects: bool) -> np.ndarray:
 
 
 def load_meta(path: Path, allow_objects: bool) -> pd.DataFrame:
-    """The (N, 3) gender, ethnicity, expression strings as SPEC.md vocabulary columns; DataError on unknown values."""
+    """The (N, 3) gender, ethnicity, expression strings as vocabulary columns; DataError on unknown values."""
     meta = open_array(path, allow_objects, mmap=False)
     if meta.ndim != 2 or meta.shape[1] != len(ATTRIBUTE_COLUMNS):
         raise DataError(f"{path} has shape {meta.shape}; expected (N, 3): gender, ethnicity, expression per image.")

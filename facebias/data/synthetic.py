@@ -1,7 +1,7 @@
 """The embedded synthetic dataset: deterministic, APPA-REAL-like stylised face crops rendered with numpy.
 
 Every person gets a gender, ethnicity, expression and age group sampled independently from the marginals of
-the starting kit's training split (SPEC.md), a true age within the age group, and an apparent-age label
+the starting kit's training split, a true age within the age group, and an apparent-age label
 (true age plus rater noise). The image encodes the true age through face proportions (children: eyes lower
 and larger, rounder face, larger forehead), wrinkles (forehead lines, crow's feet, under-eye and nasolabial
 lines) deepening past an onset age, greying hair and, for men, a receding hairline. Skin tone follows

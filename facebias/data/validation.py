@@ -11,6 +11,7 @@ from facebias.errors import ConfigError
 from facebias.vocab import VOCABULARIES
 
 MAX_AGE = 120.0
+"""The largest apparent age (years) a data source may hold."""
 SHOWN = 10
 """How many offending names an error message lists before giving the count."""
 
@@ -21,10 +22,16 @@ def canonical_attribute(value: object) -> str:
 
 
 def match_vocabulary(values: Iterable[object], column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical values of `column` (gender, ethnicity, expression) and a mask of those outside SPEC's vocabulary."""
+    """Canonical values of `column` (gender, ethnicity, expression) and a mask of those outside the vocabulary."""
     canonical = np.array([canonical_attribute(value) for value in values], dtype=object)
     unknown = ~np.isin(canonical, np.array(VOCABULARIES[column], dtype=object))
     return canonical, unknown
+
+
+def invalid_ages(ages: np.ndarray) -> tuple[int, int] | None:
+    """(position of the first, how many) ages are missing, not finite or outside 0..MAX_AGE; None if none is."""
+    bad = ~np.isfinite(ages) | (ages < 0) | (ages > MAX_AGE)
+    return (int(np.flatnonzero(bad)[0]), int(bad.sum())) if bad.any() else None
 
 
 def accepted_values(column: str) -> str:

@@ -1,4 +1,4 @@
-"""In-graph image preprocessing: uint8 RGB → the float input a backbone expects (SPEC.md, per backbone)."""
+"""In-graph image preprocessing: uint8 RGB → the float input a backbone expects (per backbone)."""
 
 from __future__ import annotations
 

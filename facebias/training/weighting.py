@@ -10,7 +10,7 @@ from facebias.options import WEIGHTINGS
 
 
 def group_weights(train_attributes: pd.DataFrame) -> dict[str, float]:
-    """w_g = N / (2 · n_g) for every non-empty group of the training split (SPEC.md)."""
+    """w_g = N / (2 · n_g) for every non-empty group of the training split (docs/metrics.md)."""
     keys = group_keys(train_attributes)
     counts = keys.value_counts()
     total = len(keys)

@@ -13,7 +13,7 @@ MARGINAL_COUNTS: dict[str, dict[str, int]] = {
     "ethnicity": {"caucasian": 3522, "asian": 424, "afroamerican": 119},
     "expression": {"neutral": 1404, "slightlyhappy": 1784, "happy": 712, "other": 165},
 }
-"""Training-split counts of SPEC.md: the proportions every split is sampled from."""
+"""Training-split counts of the APPA-REAL starting kit: the proportions every split is sampled from."""
 
 TRUE_AGE_SHAPES: dict[str, tuple[float, float, float, float]] = {
     "<20": (3.0, 19.99, 1.5, 1.2),
