@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "facebias"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 MAX_LINES = 350

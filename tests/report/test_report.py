@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
 from facebias.errors import FacebiasError, ReportError
 from facebias.report.build import write_report
 from facebias.report.render import format_html, format_markdown
 from facebias.report.table import METRICS, natural_key, results_table
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEDULES = {"one_stage": ["1e-05"], "two_stage": ["0.0001", "1e-05"], "three_stage": ["0.0001", "1e-05", "1e-05"]}
 
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_DATA, compose_train, run_facebias
+from conftest import CONF_DIR, QUICK_DATA, compose_train, run_facebias
 from mlflow.tracking import MlflowClient
 
 TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
-EXPERIMENTS = sorted(path.stem for path in (Path(__file__).parents[1] / "conf" / "experiment").glob("exp*.yaml"))
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("exp*.yaml"))
 
 
 def _client(cwd: Path) -> tuple[MlflowClient, str]:
@@ -83,7 +83,7 @@ def test_grid_parent_holds_the_results_table(quick_grid_store: Path) -> None:
 
 def test_experiments_differ_only_in_group_choices() -> None:
     for name in EXPERIMENTS:
-        text = (Path(__file__).parents[1] / "conf" / "experiment" / f"{name}.yaml").read_text()
+        text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_")
         keys = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "#", "-"))]
         assert keys == ["defaults", "description"], f"{name} sets more than group choices: {keys}"
@@ -149,7 +149,7 @@ def test_rerunning_a_sweep_trains_only_the_missing_and_failed_jobs(tmp_path: Pat
 def test_launcher_configs_compose(option: str, launcher: str) -> None:
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"hydra/launcher={option}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith(launcher)
 

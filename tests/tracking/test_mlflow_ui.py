@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import Page, sync_playwright
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT_DIR = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
