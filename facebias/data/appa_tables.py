@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from facebias.data.validation import MAX_AGE, accepted_values, invalid_ages, listing, match_vocabulary, one_line
+from facebias.data.validation import accepted_values, check_ages, listing, match_vocabulary, one_line
 from facebias.errors import DataError
 
 GT_COLUMNS: tuple[str, ...] = ("file_name", "num_ratings", "apparent_age_avg", "apparent_age_std", "real_age")
@@ -86,13 +86,7 @@ def parse_ages(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """The column as float32 years; DataError naming the first empty, non-numeric, negative or > 120 entry."""
     raw = table[column].str.strip()
     ages = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    invalid = invalid_ages(ages)
-    if invalid is not None:
-        first, count = invalid
-        raise DataError(
-            f"{path} line {table.index[first]}: {column}={raw.iloc[first]!r} is not a valid age; accepted: a number "
-            f"of years from 0 to {MAX_AGE:g} ({count} such row(s), the first shown)."
-        )
+    check_ages(ages, lambda first: f"{path} line {table.index[first]}: {column}={raw.iloc[first]!r}", "age", "row")
     return ages.astype(np.float32)
 
 

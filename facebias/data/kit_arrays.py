@@ -31,10 +31,9 @@ import pandas as pd
 from facebias.data.dataset import ATTRIBUTE_COLUMNS, SPLIT_NAMES, Dataset, Split
 from facebias.data.images import resize_square
 from facebias.data.validation import (
-    MAX_AGE,
     accepted_values,
+    check_ages,
     check_image_size,
-    invalid_ages,
     listing,
     match_vocabulary,
     one_line,
@@ -132,13 +131,7 @@ def load_labels(path: Path, allow_objects: bool) -> np.ndarray:
         ages = labels.astype(np.float64)
     except (TypeError, ValueError) as error:
         raise DataError(f"{path} holds {labels.dtype} values that are not numbers; expected ages in years.") from error
-    invalid = invalid_ages(ages)
-    if invalid is not None:
-        first, count = invalid
-        raise DataError(
-            f"{path} index {first}: {ages[first]:g} is not a valid apparent age; accepted: a number of years from 0 "
-            f"to {MAX_AGE:g} ({count} such value(s), the first shown)."
-        )
+    check_ages(ages, lambda first: f"{path} index {first}: {ages[first]:g}", "apparent age", "value")
     if len(ages) and ages.max() <= 1.0:
         raise DataError(
             f"{path} looks normalised: no label exceeds 1.0; expected apparent ages in years (multiply by 100 labels "

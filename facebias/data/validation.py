@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from facebias.errors import ConfigError
+from facebias.errors import ConfigError, DataError
 from facebias.vocab import VOCABULARIES
 
 MAX_AGE = 120.0
@@ -28,10 +28,14 @@ def match_vocabulary(values: Iterable[object], column: str) -> tuple[np.ndarray,
     return canonical, unknown
 
 
-def invalid_ages(ages: np.ndarray) -> tuple[int, int] | None:
-    """(position of the first, how many) ages are missing, not finite or outside 0..MAX_AGE; None if none is."""
+def check_ages(ages: np.ndarray, where: Callable[[int], str], what: str, unit: str) -> None:
+    """DataError naming the first age that is missing, not finite or outside 0..MAX_AGE (`where(position)` says where
+    it is and what it reads, e.g. "labels.npy index 3: -1"), how many there are (`unit`s), and what is accepted."""
     bad = ~np.isfinite(ages) | (ages < 0) | (ages > MAX_AGE)
-    return (int(np.flatnonzero(bad)[0]), int(bad.sum())) if bad.any() else None
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where(first)} is not a valid {what}; accepted: a number of years from 0 to {MAX_AGE:g} "
+                        f"({int(bad.sum())} such {unit}(s), the first shown).")
 
 
 def accepted_values(column: str) -> str:

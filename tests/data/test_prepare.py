@@ -98,6 +98,7 @@ def test_prepare_command_prints_the_card(release: Path, tmp_path: Path) -> None:
     assert missing.stderr.startswith("error: ") and missing.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_training_on_a_real_source_logs_the_dataset(release: Path, tmp_path: Path) -> None:
     result = run_facebias(tmp_path, "trainer=smoke", "data=appa_real", f"data.root={release}", "data.image_size=32",
                           f"data.cache_dir={tmp_path / 'cache'}")

@@ -128,6 +128,7 @@ def test_the_resumed_run_ends_where_an_uninterrupted_one_does(resumed, reference
         assert metrics[f"stage{stage}/epochs"] == reference[f"stage{stage}/epochs"]
 
 
+@pytest.mark.slow
 def test_resume_of_an_unknown_run_is_one_sentence(tmp_path: Path) -> None:
     result = subprocess.run([*COMMAND, "resume=0123456789abcdef0123456789abcdef"], cwd=tmp_path,
                             capture_output=True, text=True, env=_env(), timeout=300)
@@ -136,6 +137,7 @@ def test_resume_of_an_unknown_run_is_one_sentence(tmp_path: Path) -> None:
         "error: resume=0123456789abcdef0123456789abcdef: the MLflow experiment 'facebias' has no such run")
 
 
+@pytest.mark.slow
 def test_resume_auto_without_a_killed_run_starts_a_new_one(tmp_path: Path) -> None:
     result = _train(tmp_path, "schedule=one_stage", "resume=auto")
     assert "resume=auto: no unfinished run of this config has a checkpoint, so a new run starts." in result.stdout

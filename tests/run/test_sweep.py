@@ -35,6 +35,7 @@ def _outcomes(cwd: Path) -> dict[int, str]:
     return {int(p.stem): json.loads(p.read_text())["status"] for p in sweep_dirs[-1].glob("*.json")}
 
 
+@pytest.mark.slow
 def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
     parents = _parents(quick_grid_store)
     assert len(parents) == 1
@@ -55,6 +56,7 @@ def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
     assert by_experiment["exp2_irv2_linear_one_stage"].data.params["backbone.name"] == "inception_resnet_v2"
 
 
+@pytest.mark.slow
 def test_grid_computes_frozen_stage_features_once_per_backbone(quick_grid_store: Path) -> None:
     (parent,) = _parents(quick_grid_store)
     by_experiment = {c.data.tags["facebias.experiment"]: c for c in _children(quick_grid_store, parent.info.run_id)}
@@ -70,6 +72,7 @@ def test_grid_computes_frozen_stage_features_once_per_backbone(quick_grid_store:
     assert by_experiment["exp1_resnet50_linear_one_stage"].data.metrics["feature_cache/misses"] == 0
 
 
+@pytest.mark.slow
 def test_grid_parent_holds_the_results_table(quick_grid_store: Path) -> None:
     client, _ = _client(quick_grid_store)
     parent = _parents(quick_grid_store)[0]
@@ -89,6 +92,7 @@ def test_experiments_differ_only_in_group_choices() -> None:
         assert keys == ["defaults", "description"], f"{name} sets more than group choices: {keys}"
 
 
+@pytest.mark.slow
 def test_four_parallel_jobs_on_one_sqlite_store(tmp_path: Path) -> None:
     result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "seed=0,1,2,3",
                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=4")
@@ -104,6 +108,7 @@ def test_four_parallel_jobs_on_one_sqlite_store(tmp_path: Path) -> None:
         assert len(client.get_metric_history(child.info.run_id, "epoch/loss")) == 2
 
 
+@pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
     result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=1e-3,-1,2e-3",
                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
@@ -119,6 +124,7 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
     assert "learning rate must be > 0" in failed.data.tags["error"]
 
 
+@pytest.mark.slow
 def test_rerunning_a_sweep_trains_only_the_missing_and_failed_jobs(tmp_path: Path) -> None:
     command = ["-m", "trainer=smoke", *QUICK_DATA, "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     assert run_facebias(tmp_path, *command).returncode == 0

@@ -89,6 +89,7 @@ def test_run_records_final_metrics_and_artifacts(three_stage_run) -> None:
     assert len(local.read_text().splitlines()) == 65
 
 
+@pytest.mark.slow
 def test_a_failure_during_the_run_marks_it_failed_with_the_error(tmp_path: Path) -> None:
     result = _train(tmp_path, "backbone=resnet50", "backbone.weights=/nowhere/vggface2.h5", check=False)
     assert result.returncode == 1
@@ -107,6 +108,7 @@ def test_a_bad_config_value_fails_before_any_run(tmp_path: Path) -> None:
     assert not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "facebias.train", *SMALL_DATA, "trainer.verbose=2", "schedule.stages.0.max_epochs=200",

@@ -37,6 +37,9 @@ ARTIFACTS = {"config.yaml", "dataset_card.md", "history.csv", "learning_curves.p
              "predictions_val.csv", "predictions_test.csv"}
 OUTAGE_S = 15
 
+pytestmark = pytest.mark.slow
+"""Every test here starts a real mlflow server process."""
+
 
 class FakeClient:
     """Stands in for MlflowClient: records the calls it accepts; while `down`, fails as an unreachable server."""

@@ -17,6 +17,7 @@ def _only_run(cwd: Path):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_and_is_recorded(tmp_path: Path, precision: str) -> None:
     result = run_facebias(tmp_path, "trainer=smoke", *QUICK_DATA, f"trainer.precision={precision}",
@@ -29,6 +30,7 @@ def test_mixed_precision_trains_and_is_recorded(tmp_path: Path, precision: str) 
     assert run.data.metrics["test/mae"] > 0
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
     result = run_facebias(tmp_path, "trainer=smoke", *QUICK_DATA, "schedule=two_stage", "trainer.distribute=mirrored",
                           "trainer.cpu_devices=2", "trainer.run_eagerly=false")
