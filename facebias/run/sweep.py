@@ -95,7 +95,7 @@ class SweepTracking(Callback):
             reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG],
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / PARENT_FILE).write_text(json.dumps({"parent_run_id": self.parent_run_id}))
+        write_json(sweep_dir / PARENT_FILE, {"parent_run_id": self.parent_run_id})
         log.info("MLflow parent run of this sweep: %s (%s)", self.parent_run_id, name)
         atexit.register(self._finish, tracking_config, base_dir, sweep_dir, False)
 
