@@ -129,14 +129,8 @@ class NullResult:
     p: float
 
 
-def permutation_null(
-    y_true: Sequence[float],
-    y_pred: Sequence[float],
-    attributes: pd.DataFrame,
-    *,
-    n_permutations: int = 1000,
-    seed: int = 0,
-) -> dict[str, NullResult]:
+def permutation_null(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame, *,
+                     n_permutations: int = 1000, seed: int = 0) -> dict[str, NullResult]:
     """Per bias score: the score the same errors would get if they did not depend on the group (mean over
     `n_permutations` shuffles of the errors across images) and the one-sided permutation p-value."""
     if n_permutations < 1:
