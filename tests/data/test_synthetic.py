@@ -184,7 +184,7 @@ def test_progress_goes_to_stderr_only_when_asked(tmp_path, capsys):
     [("n_train", 0), ("n_valid", -1), ("n_test", 2.5), ("image_size", 16), ("image_size", 5000), ("seed", -1)],
 )
 def test_bad_parameters_raise_a_config_error_naming_the_parameter(tmp_path, parameter, value):
-    with pytest.raises(ConfigError, match=rf"^data\.{parameter}={value!r} is invalid: use a whole number (>=|between) "):
+    with pytest.raises(ConfigError, match=rf"^data\.{parameter}={value!r} is invalid: use a whole number (>=|between)"):
         _small(tmp_path, **{parameter: value})
     assert list(tmp_path.iterdir()) == []
 
