@@ -7,8 +7,10 @@ sentence that names the key, the value and what would be accepted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from numbers import Integral
 from typing import Any
+from urllib.parse import urlparse
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -17,14 +19,23 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from facebias.errors import ConfigError
 from facebias.options import (
     BACKBONES,
+    CHANNEL_ORDERS,
+    DATA_SOURCES,
     DISTRIBUTIONS,
     HEADS,
+    ON_BAD_IMAGES,
     PRECISIONS,
     PREPROCESSINGS,
     TRAINABLE_PARTS,
     WEIGHTINGS,
     describe,
 )
+
+SYNTHETIC_IMAGE_SIZES: tuple[int, int] = (32, 1024)
+"""The smallest and largest side (pixels) of a synthetic image."""
+TRACKING_SCHEMES: tuple[str, ...] = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
+                                     "databricks")
+"""The URI schemes MLflow's tracking stores accept ("": a folder path; `postgresql+psycopg2` counts as postgresql)."""
 
 
 @dataclass
@@ -213,13 +224,62 @@ def _check_positive_optional(value: int | None, key: str) -> None:
     _check(value is None or value >= 1, f"{key}={value} is invalid: use a whole number >= 1, or null for no cap.")
 
 
+def check_whole_number(value: object, key: str, low: int, high: int | None = None) -> None:
+    """ConfigError `<key>=<value> is invalid: use a whole number >= low` (or `between low and high`) unless it is."""
+    whole = isinstance(value, Integral) and not isinstance(value, bool)
+    if not whole or value < low or (high is not None and value > high):
+        accepted = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{key}={value!r} is invalid: use a whole number {accepted}.")
+
+
+def _validate_data(data: Any) -> None:
+    """The data source's name, that it matches the chosen `data=` option, and each of its values."""
+    DATA_SOURCES.get(getattr(data, "name", None))
+    if not is_dataclass(data):
+        return
+    chosen = next((item.default for item in fields(data) if item.name == "name"), data.name)
+    _check(data.name == chosen, f"data.name={data.name!r} does not match the chosen data source {chosen!r}: choose "
+           f"the source with data={data.name}, not data.name=….")
+    if isinstance(data, SyntheticDataConfig):
+        for key in ("n_train", "n_valid", "n_test"):
+            check_whole_number(getattr(data, key), f"data.{key}", 1)
+        check_whole_number(data.image_size, "data.image_size", *SYNTHETIC_IMAGE_SIZES)
+        check_whole_number(data.seed, "data.seed", 0)
+        return
+    if isinstance(data, (AppaRealDataConfig, KitArraysDataConfig)):
+        check_whole_number(data.image_size, "data.image_size", 1)
+    if isinstance(data, AppaRealDataConfig):
+        ON_BAD_IMAGES.get(data.on_bad_image)
+        _check(bool(data.crop_suffix), "data.crop_suffix is empty: give the ending of the face-crop file names "
+               "(e.g. _face.jpg).")
+    elif isinstance(data, KitArraysDataConfig):
+        CHANNEL_ORDERS.get(data.channel_order)
+
+
+def _validate_backbone(backbone: BackboneConfig) -> None:
+    option = BACKBONES.get(backbone.name)
+    _check(option.takes_weights or backbone.weights is None, f"backbone.weights={backbone.weights} is invalid: "
+           f"{backbone.name} trains from scratch and takes no pretrained weights; accepted: null (or choose a "
+           f"pretrained backbone: {', '.join(o.name for o in BACKBONES if o.takes_weights)}).")
+    _check(backbone.input_size >= 32, f"backbone.input_size={backbone.input_size} is too small: use 32 or more.")
+    PREPROCESSINGS.get(backbone.preprocessing)
+
+
+def _validate_tracking(tracking: TrackingConfig) -> None:
+    scheme = urlparse(tracking.uri or "").scheme.partition("+")[0]
+    _check(scheme in TRACKING_SCHEMES, f"tracking.uri={tracking.uri!r} is not a store MLflow can track to; "
+           "accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
+           "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/mlflow.db.")
+    _check(bool(tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
+    _check(tracking.offline_after_s >= 0, f"tracking.offline_after_s={tracking.offline_after_s} is "
+           "invalid: use a number of seconds >= 0.")
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every value a type cannot express; raise ConfigError naming the key, value and accepted range."""
     _check(config.seed >= 0, f"seed={config.seed} is invalid: use a whole number >= 0.")
-    backbone = config.backbone
-    BACKBONES.get(backbone.name)
-    _check(backbone.input_size >= 32, f"backbone.input_size={backbone.input_size} is too small: use 32 or more.")
-    PREPROCESSINGS.get(backbone.preprocessing)
+    _validate_data(config.data)
+    _validate_backbone(config.backbone)
     head = config.head
     HEADS.get(head.name)
     _check(0.0 <= head.dropout < 1.0, f"head.dropout={head.dropout} is invalid: use a rate in [0, 1).")
@@ -238,9 +298,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid{label}: use a whole number "
                ">= 1.")
     WEIGHTINGS.get(config.weighting.name)
-    _check(bool(config.tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
-    _check(config.tracking.offline_after_s >= 0, f"tracking.offline_after_s={config.tracking.offline_after_s} is "
-           "invalid: use a number of seconds >= 0.")
+    _validate_tracking(config.tracking)
     augmentation = config.augmentation
     _check(0.0 <= augmentation.crop_fraction < 0.5, f"augmentation.crop_fraction={augmentation.crop_fraction} is "
            "invalid: use a fraction in [0, 0.5) of the image side.")

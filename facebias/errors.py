@@ -21,6 +21,10 @@ class TrackingError(FacebiasError):
     """The MLflow tracking store cannot be reached or used."""
 
 
+class StorageError(FacebiasError):
+    """A file the run needs cannot be written (disk full, no permission); the previous version is kept."""
+
+
 class NonFiniteLossError(FacebiasError, RuntimeError):
     """The training loss became NaN or infinite (the message suggests a lower learning rate)."""
 

@@ -31,9 +31,13 @@ class Option:
 
 @dataclass(frozen=True)
 class BackboneOption(Option):
-    """A feature extractor, built by `module` (MIN_INPUT_SIZE; from_config(config, input_size) → model `backbone`)."""
+    """A feature extractor, built by `module` (MIN_INPUT_SIZE; from_config(config, input_size) → model `backbone`).
+
+    `takes_weights`: whether `backbone.weights` may name pretrained weights (False: it must stay null).
+    """
 
     module: str
+    takes_weights: bool = True
 
     def builder(self) -> ModuleType:
         """The builder module (importing it imports Keras)."""
@@ -127,7 +131,7 @@ DATA_SOURCES: Registry[DataSource] = Registry("data.name", [
 
 BACKBONES: Registry[BackboneOption] = Registry("backbone.name", [
     BackboneOption("small_cnn", "small CNN", "a small CNN trained from scratch, CPU-friendly (not one of the study's)",
-                   "facebias.models.small_cnn"),
+                   "facebias.models.small_cnn", takes_weights=False),
     BackboneOption("resnet50", "ResNet50", "ResNet50 (VGGFace2 layer names, 512-unit dim_proj); backbone.weights=<.h5>",
                    "facebias.models.resnet50_vggface2"),
     BackboneOption("inception_resnet_v2", "InceptionResNetV2",
@@ -168,8 +172,18 @@ DISTRIBUTIONS: Registry[Option] = Registry("trainer.distribute", [
     Option("mirrored", "MirroredStrategy", "tf.distribute.MirroredStrategy over every GPU; batch_size is per replica"),
 ])
 
+ON_BAD_IMAGES: Registry[Option] = Registry("data.on_bad_image", [
+    Option("fail", "fail", "appa_real: stop and list every unreadable image"),
+    Option("skip", "skip", "appa_real: leave unreadable images out and log them"),
+])
+
+CHANNEL_ORDERS: Registry[Option] = Registry("data.channel_order", [
+    Option("bgr", "BGR", "kit_arrays: the arrays hold BGR pixels (the kit's), converted to RGB"),
+    Option("rgb", "RGB", "kit_arrays: the arrays hold RGB pixels, kept as they are"),
+])
+
 REGISTRIES: tuple[Registry[Any], ...] = (DATA_SOURCES, BACKBONES, HEADS, WEIGHTINGS, PREPROCESSINGS, TRAINABLE_PARTS,
-                                         PRECISIONS, DISTRIBUTIONS)
+                                         PRECISIONS, DISTRIBUTIONS, ON_BAD_IMAGES, CHANNEL_ORDERS)
 
 
 def describe() -> str:

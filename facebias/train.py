@@ -8,17 +8,20 @@ that `--help` and `--cfg job` import neither TensorFlow nor MLflow.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from functools import partial
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrainConfig, register_configs, to_train_config
 from facebias.errors import FacebiasError
+from facebias.overrides import explain
 from facebias.run.identity import run_tags
 from facebias.run.summary import print_summary
 from facebias.run.sweep import OBJECTIVE, run_sweep_job
@@ -28,25 +31,31 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers)."""
+    """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers).
+
+    A single run validates its config before the run recipe (and with it TensorFlow) is even imported.
+    """
+    hydra_config = HydraConfig.get()
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    try:
+        config: TrainConfig | FacebiasError = to_train_config(cfg)
+    except FacebiasError as error:
+        if not multirun:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from error
+        config = error
     from facebias.run.recipe import train
 
     logging.captureWarnings(True)
-    hydra_config = HydraConfig.get()
     choices = dict(hydra_config.runtime.choices)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
                   base_dir=Path(hydra.utils.get_original_cwd()), choices=choices)
-    if hydra_config.mode == RunMode.MULTIRUN:
-        try:
-            config: TrainConfig | FacebiasError = to_train_config(cfg)
-        except FacebiasError as error:
-            config = error
+    if multirun:
         name = "-".join(str(choices.get(group)) for group in ("backbone", "head", "schedule", "weighting"))
         tags = run_tags(config, choices) if isinstance(config, TrainConfig) else {}
         return run_sweep_job(config, resolved, hydra_config, run, name, tags)
     try:
-        config = to_train_config(cfg)
         result = run(config)
     except FacebiasError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -55,5 +64,31 @@ def main(cfg: DictConfig) -> float | None:
     return result.metrics.get(OBJECTIVE)
 
 
+USAGE_ERROR = 2
+"""Exit status of a command line Hydra cannot compose (no such option or key, a value of the wrong type)."""
+
+
+def cli() -> None:
+    """`python -m facebias.train`: Hydra's main, with a bad override reported as one sentence (exit status 2).
+
+    Hydra prints composition errors itself unless HYDRA_FULL_ERROR=1, which makes it raise them instead; set here
+    so that `explain` can word them. A user who sets HYDRA_FULL_ERROR=1 gets Hydra's full report, as documented.
+    """
+    users_choice = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except HydraException as error:
+        if users_choice == "1":
+            raise
+        print(f"error: {explain(error)}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR) from None
+    finally:
+        if users_choice is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = users_choice
+
+
 if __name__ == "__main__":
-    main()
+    cli()

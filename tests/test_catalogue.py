@@ -1,21 +1,31 @@
 """The catalogue of bad input: every case ends in its exact one-sentence message, and no MLflow run is RUNNING.
 
-Config values fail before anything is loaded; data, weights and tracking failures end their run FAILED (or never
-start one). README's "When something goes wrong" lists the same messages.
+Overrides Hydra cannot compose exit with status 2, config values with status 1, both before anything is loaded and
+before the MLflow store exists; data, weights and tracking failures end their run FAILED (or never start one).
+README's "When something goes wrong" lists the same messages.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import compose_train
+from hydra.errors import HydraException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from facebias.config import to_train_config
 from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
+from facebias.overrides import explain
 from facebias.run.recipe import train
+
+ACCEPTED_TRACKING = ("accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
+                     "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/"
+                     "mlflow.db.")
 
 CONFIG_CASES = [
     (["schedule.stages.0.lr=-1e-4"],
@@ -31,7 +41,47 @@ CONFIG_CASES = [
     (["data=appa_real"], "data.root is required but not set: add data.root=… to the command line."),
     (["augmentation.crop_fraction=0.7"], "augmentation.crop_fraction=0.7 is invalid: use a fraction in [0, 0.5) of "
                                          "the image side."),
+    (["backbone.weights=/x/vggface2.h5"], "backbone.weights=/x/vggface2.h5 is invalid: small_cnn trains from scratch "
+     "and takes no pretrained weights; accepted: null (or choose a pretrained backbone: resnet50, "
+     "inception_resnet_v2)."),
+    (["data.n_train=0"], "data.n_train=0 is invalid: use a whole number >= 1."),
+    (["data.n_valid=-3"], "data.n_valid=-3 is invalid: use a whole number >= 1."),
+    (["data.n_test=0"], "data.n_test=0 is invalid: use a whole number >= 1."),
+    (["data.image_size=16"], "data.image_size=16 is invalid: use a whole number between 32 and 1024."),
+    (["data.seed=-1"], "data.seed=-1 is invalid: use a whole number >= 0."),
+    (["data.name=nope"], "data.name='nope' is unknown; accepted: synthetic, appa_real, kit_arrays."),
+    (["data.name=appa_real"], "data.name='appa_real' does not match the chosen data source 'synthetic': choose the "
+                              "source with data=appa_real, not data.name=…."),
+    (["data=appa_real", "data.root=/r", "data.on_bad_image=ignore"],
+     "data.on_bad_image='ignore' is unknown; accepted: fail, skip."),
+    (["data=appa_real", "data.root=/r", "data.image_size=0"], "data.image_size=0 is invalid: use a whole number >= 1."),
+    (["data=appa_real", "data.root=/r", "data.crop_suffix="],
+     "data.crop_suffix is empty: give the ending of the face-crop file names (e.g. _face.jpg)."),
+    (["data=kit_arrays", "data.root=/r", "data.channel_order=rbg"],
+     "data.channel_order='rbg' is unknown; accepted: bgr, rgb."),
+    (["data=kit_arrays", "data.root=/r", "data.image_size=-5"],
+     "data.image_size=-5 is invalid: use a whole number >= 1."),
+    (["tracking.uri=ftp://x"], f"tracking.uri='ftp://x' is not a store MLflow can track to; {ACCEPTED_TRACKING}"),
 ]
+
+COMPOSITION_CASES = [
+    (["backbone=nope"], "backbone=nope: no such option; available: inception_resnet_v2, resnet50, small_cnn."),
+    (["data=nope"], "data=nope: no such option; available: appa_real, kit_arrays, synthetic."),
+    (["seed=abc"], "seed=abc: not a whole number."),
+    (["schedule.stages.0.lr=fast"], "schedule.stages.0.lr=fast: not a number."),
+    (["trainer.deterministic=maybe"], "trainer.deterministic=maybe: not true or false."),
+    (["head.hidden_units=[a]"], "head.hidden_units=[a]: not a whole number."),
+    (["backbone.nope=1"], "backbone.nope: no such key; backbone has: name, input_size, preprocessing, weights, widths "
+                          "(+backbone.nope=… adds a key)."),
+    (["backbone"], "backbone: cannot be read as an override (missing EQUAL at '<EOF>'); write key=value or "
+                   "group=option, e.g. backbone=resnet50 (see --help)."),
+]
+
+CLI_CASES = [(overrides, 2, message) for overrides, message in COMPOSITION_CASES] + [
+    (overrides, 1, message) for overrides, message in CONFIG_CASES
+    if overrides[0] in ("backbone.weights=/x/vggface2.h5", "data.n_train=0", "tracking.uri=ftp://x")
+]
+"""Run as a user runs them: `python -m facebias.train …`, in a fresh folder."""
 
 RUN_CASES = [
     (["backbone=resnet50", "backbone.weights=/nowhere/vggface2.h5"], WeightsError,
@@ -50,7 +100,6 @@ RUN_CASES = [
      "the starting-kit folder /nowhere/kit does not exist; set data.root to the folder: expected data_train.npy, "
      "data_valid.npy, data_test.npy, labels_train.npy, labels_valid.npy, meta_data_train.npy, meta_data_valid.npy "
      "(optional: labels_test.npy, meta_data_test.npy)."),
-    (["data.n_train=0"], ConfigError, "n_train must be an integer >= 1, got 0."),
     (["tracking.uri=http://127.0.0.1:9"], TrackingError,
      "cannot reach the MLflow tracking server at http://127.0.0.1:9 (connection refused): start it, or point "
      "tracking.uri (or MLFLOW_TRACKING_URI) at a running server."),
@@ -72,6 +121,24 @@ def test_bad_config_values(overrides: list[str], message: str) -> None:
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize(("overrides", "message"), COMPOSITION_CASES)
+def test_bad_overrides(overrides: list[str], message: str) -> None:
+    with pytest.raises(HydraException) as caught:
+        compose_train(overrides)
+    assert explain(caught.value) == message
+
+
+@pytest.mark.parametrize(("overrides", "status", "message"), CLI_CASES, ids=lambda case: str(case))
+def test_the_command_line_says_one_sentence_before_anything_loads(tmp_path: Path, overrides: list[str], status: int,
+                                                                    message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "facebias.train", *overrides], cwd=tmp_path, capture_output=True,
+                            text=True, env=os.environ.copy(), timeout=120)
+    assert result.returncode == status
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "mlruns").exists(), "the MLflow store is not even created"
+
+
 @pytest.mark.parametrize(("overrides", "error", "message"), RUN_CASES)
 def test_bad_data_weights_and_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str],
                                        error: type[FacebiasError], message: str) -> None:
@@ -90,4 +157,4 @@ def test_bad_data_weights_and_tracking(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(RUN_CASES) == 13
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) == 34

@@ -34,14 +34,13 @@ from facebias.data.appa_tables import read_split_table
 from facebias.data.dataset import SPLIT_NAMES, Dataset, Split
 from facebias.data.images import decode_images
 from facebias.data.validation import check_image_size, listing
-from facebias.errors import ConfigError, DataError
+from facebias.errors import DataError
+from facebias.options import ON_BAD_IMAGES
 
 if TYPE_CHECKING:
     from facebias.config import AppaRealDataConfig
 
 logger = logging.getLogger("facebias.data")
-
-ON_BAD_IMAGE: tuple[str, ...] = ("fail", "skip")
 
 DESCRIPTION = (
     "APPA-REAL (official release): face images with the mean apparent age of ~38 raters as label, the real age, "
@@ -52,7 +51,7 @@ DESCRIPTION = (
 def load_appa_real(config: AppaRealDataConfig) -> Dataset:
     """Load, validate and decode the release's three splits (DataError / ConfigError with one sentence on bad input)."""
     image_size = check_image_size(config.image_size)
-    on_bad_image = _check_on_bad_image(config.on_bad_image)
+    on_bad_image = ON_BAD_IMAGES.get(config.on_bad_image).name
     root = Path(config.root).expanduser()
     attributes_dir = Path(config.attributes_dir).expanduser() if config.attributes_dir else root
     _check_layout(root, attributes_dir)
@@ -64,12 +63,6 @@ def load_appa_real(config: AppaRealDataConfig) -> Dataset:
     _handle_bad_images(bad, root, on_bad_image)
     splits = {name: _build_split(name, tables[name], *decoded[name]) for name in SPLIT_NAMES}
     return Dataset(name="appa_real", splits=splits, description=DESCRIPTION)
-
-
-def _check_on_bad_image(value: object) -> str:
-    if value not in ON_BAD_IMAGE:
-        raise ConfigError(f"data.on_bad_image={value!r} is unknown; accepted: {', '.join(ON_BAD_IMAGE)}.")
-    return str(value)
 
 
 def _handle_bad_images(bad: list[tuple[Path, str]], root: Path, on_bad_image: str) -> None:

@@ -38,12 +38,12 @@ from facebias.data.validation import (
     match_vocabulary,
     one_line,
 )
-from facebias.errors import ConfigError, DataError
+from facebias.errors import DataError
+from facebias.options import CHANNEL_ORDERS
 
 if TYPE_CHECKING:
     from facebias.config import KitArraysDataConfig
 
-CHANNEL_ORDERS: tuple[str, ...] = ("bgr", "rgb")
 LABEL_OPTIONAL_SPLITS: tuple[str, ...] = ("test",)
 """Splits whose labels (and meta data) the kit may withhold."""
 UNLABELED = "unknown"
@@ -67,10 +67,7 @@ class _Annotations:
 def load_kit_arrays(config: KitArraysDataConfig) -> Dataset:
     """Load and validate the kit's three splits (DataError / ConfigError with one sentence on bad input)."""
     image_size = check_image_size(config.image_size)
-    if config.channel_order not in CHANNEL_ORDERS:
-        raise ConfigError(
-            f"data.channel_order={config.channel_order!r} is unknown; accepted: {', '.join(CHANNEL_ORDERS)}."
-        )
+    CHANNEL_ORDERS.get(config.channel_order)
     allow_objects = bool(config.allow_object_arrays)
     root = Path(config.root).expanduser()
     _check_files(root)

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from facebias.config import SYNTHETIC_IMAGE_SIZES, check_whole_number
 from facebias.data.dataset import ATTRIBUTE_COLUMNS, SPLIT_NAMES, Dataset, Split
 from facebias.data.synthesis.people import sample_apparent_ages, sample_attributes
 from facebias.data.synthesis.render import render_faces
-from facebias.errors import ConfigError
 from facebias.io import atomic_file, cache_root
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ DESCRIPTION = (
     "studying bias mechanics only: no substitute for APPA-REAL."
 )
 
-MIN_IMAGE_SIZE = 32
-MAX_IMAGE_SIZE = 1024
-
-
 def load_synthetic(
     n_train: int = 4065,
     n_valid: int = 1482,
@@ -70,9 +66,9 @@ def load_synthetic(
     """
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     for split_name, n in sizes.items():
-        _check_int(f"n_{split_name}", n, 1, None)
-    _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-    _check_int("seed", seed, 0, None)
+        check_whole_number(n, f"data.n_{split_name}", 1)
+    check_whole_number(image_size, "data.image_size", *SYNTHETIC_IMAGE_SIZES)
+    check_whole_number(seed, "data.seed", 0)
     path = cache_path(cache_dir, n_train, n_valid, n_test, image_size, seed)
     if path.exists():
         cached = _read_cache(path, sizes, image_size)
@@ -109,8 +105,8 @@ def from_config(config: SyntheticDataConfig) -> Dataset:
 
 def generate_split(n: int, image_size: int, rng: np.random.Generator, progress_label: str | None = None) -> Split:
     """One split of `n` synthetic faces of `image_size` pixels; prints progress when `progress_label` is set."""
-    _check_int("n", n, 1, None)
-    _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    check_whole_number(n, "n", 1)
+    check_whole_number(image_size, "data.image_size", *SYNTHETIC_IMAGE_SIZES)
     attributes = sample_attributes(n, rng)
     ages = sample_apparent_ages(attributes["true_age"].to_numpy(), rng)
     images = render_faces(attributes, image_size, rng, progress_label)
@@ -167,9 +163,3 @@ def _split_from_cache(stored: np.lib.npyio.NpzFile, name: str) -> Split:
     attributes["true_age"] = stored[f"{name}_true_age"]
     return Split.build(stored[f"{name}_images"], stored[f"{name}_ages"], attributes)
 
-
-def _check_int(name: str, value: object, low: int, high: int | None) -> None:
-    valid = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not valid or value < low or (high is not None and value > high):
-        accepted = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ConfigError(f"{name} must be an integer {accepted}, got {value!r}.")

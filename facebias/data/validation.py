@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from facebias.errors import ConfigError, DataError
+from facebias.config import check_whole_number
+from facebias.errors import DataError
 from facebias.vocab import VOCABULARIES
 
 MAX_AGE = 120.0
@@ -44,9 +45,8 @@ def accepted_values(column: str) -> str:
 
 
 def check_image_size(value: object) -> int:
-    """`data.image_size` as an int >= 1, or ConfigError."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"data.image_size={value!r} is invalid: use a whole number of pixels >= 1 (e.g. 224).")
+    """`data.image_size` of a real source as an int >= 1, or ConfigError."""
+    check_whole_number(value, "data.image_size", 1)
     return int(value)
 
 

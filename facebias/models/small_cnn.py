@@ -13,10 +13,8 @@ MIN_INPUT_SIZE = 32
 DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 64, 128)
 
 
-def build(input_size: int, weights: str | None, widths: Sequence[int] = DEFAULT_WIDTHS) -> keras.Model:
+def build(input_size: int, widths: Sequence[int] = DEFAULT_WIDTHS) -> keras.Model:
     """Conv(3x3)-BN-ReLU then 2x2 max-pool, per width; global average pooling → features of size widths[-1]."""
-    if weights is not None:
-        raise ValueError("small_cnn trains from scratch and has no pretrained weights: set backbone.weights=null")
     inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
     x = inputs
     for block, width in enumerate(widths or DEFAULT_WIDTHS, start=1):
@@ -29,5 +27,5 @@ def build(input_size: int, weights: str | None, widths: Sequence[int] = DEFAULT_
 
 
 def from_config(config: BackboneConfig, input_size: int) -> keras.Model:
-    """The backbone a `backbone=small_cnn` config describes (its widths; no pretrained weights)."""
-    return build(input_size, config.weights, widths=config.widths)
+    """The backbone a `backbone=small_cnn` config describes (its widths; validation keeps backbone.weights null)."""
+    return build(input_size, widths=config.widths)

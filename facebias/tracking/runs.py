@@ -6,6 +6,7 @@ A training run that fails leaves its error as the `error` tag and as error.txt a
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from facebias.tracking.queries import tag_filter
 from facebias.tracking.recorder import LocalRecorder, MlflowRecorder, Recorder
 from facebias.tracking.server import access_error
 from facebias.tracking.store import client_for, connect, with_retries
+
+log = logging.getLogger(__name__)
 
 
 def open_mlflow_run(
@@ -48,6 +51,16 @@ def open_mlflow_run(
     journal = RunJournal(info, tags={**all_tags, "mlflow.runName": run.info.run_name})
     return MlflowRecorder(client, run.info.run_id, tracking_uri, experiment, journal, offline_dir,
                           config.offline_after_s)
+
+
+def _log_error_file(recorder: Recorder, output_dir: Path, error: BaseException) -> None:
+    """error.txt (the traceback) among the run's artifacts, unless the disk refuses it (e.g. the disk is full)."""
+    try:
+        (output_dir / "error.txt").write_text("".join(traceback.format_exception(error)))
+    except OSError as failure:
+        log.warning("could not write %s (%s); the run's error tag has the error", output_dir / "error.txt", failure)
+        return
+    recorder.log_artifact(output_dir / "error.txt")
 
 
 def _error_text(error: BaseException) -> str:
@@ -91,8 +104,7 @@ def tracked_run(
     except BaseException as error:
         try:
             recorder.set_tags({"error": _error_text(error)})
-            (output_dir / "error.txt").write_text("".join(traceback.format_exception(error)))
-            recorder.log_artifact(output_dir / "error.txt")
+            _log_error_file(recorder, output_dir, error)
         finally:
             recorder.terminate("FAILED")
         raise

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from facebias.errors import StorageError
 from facebias.io import atomic_file
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,14 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         arrays[f"optimizer_{i}"] = np.asarray(value)
     for i, value in enumerate((stopping.best_weights if stopping else None) or []):
         arrays[f"best_{i}"] = np.asarray(value)
-    with atomic_file(path) as stream:
-        np.savez(stream, **arrays)
+    try:
+        with atomic_file(path) as stream:
+            np.savez(stream, **arrays)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise StorageError(f"cannot write the checkpoint in {path.parent} ({reason}): the previous checkpoint is "
+                           "kept; free space there, then rerun the same command with resume=auto to continue from "
+                           "it.") from error
 
 
 def _numbered(data: Any, prefix: str) -> list[np.ndarray]:

@@ -184,14 +184,14 @@ def test_progress_goes_to_stderr_only_when_asked(tmp_path, capsys):
     [("n_train", 0), ("n_valid", -1), ("n_test", 2.5), ("image_size", 16), ("image_size", 5000), ("seed", -1)],
 )
 def test_bad_parameters_raise_a_config_error_naming_the_parameter(tmp_path, parameter, value):
-    with pytest.raises(ConfigError, match=rf"^{parameter} must be an integer (>=|between) "):
+    with pytest.raises(ConfigError, match=rf"^data\.{parameter}={value!r} is invalid: use a whole number (>=|between)"):
         _small(tmp_path, **{parameter: value})
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("n", "image_size", "parameter"), [(0, 64, "n"), (10, 31, "image_size")])
+@pytest.mark.parametrize(("n", "image_size", "parameter"), [(0, 64, "n=0"), (10, 31, "data.image_size=31")])
 def test_generate_split_rejects_bad_parameters(n, image_size, parameter):
-    with pytest.raises(ConfigError, match=rf"^{parameter} must be"):
+    with pytest.raises(ConfigError, match=rf"^{parameter} is invalid"):
         generate_split(n, image_size, np.random.default_rng(0))
 
 

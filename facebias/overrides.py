@@ -1,0 +1,79 @@
+"""Hydra's composition errors (a bad command-line override) as one sentence naming the override and what exists.
+
+Hydra reports an unknown option, an unknown key or a value of the wrong type in several lines with its search path;
+`explain` turns each into `backbone=nope: no such option; available: …` or `seed=abc: not a whole number.`
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields, is_dataclass
+
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+SCHEMA_SUFFIX = "_schema"
+"""Config-store entries that are schemas of a group's options (facebias.config), not options themselves."""
+EXPECTED_TYPES: dict[str, str] = {
+    "Integer": "not a whole number",
+    "Float": "not a number",
+    "valid bool": "not true or false",
+}
+"""Words of OmegaConf's conversion errors → what the value is not."""
+MERGING = re.compile(r"^Error merging override (?P<override>.+)$")
+OVERRIDING = re.compile(r"^Could not override '(?P<key>[^']+)'")
+
+
+def _first_line(text: str) -> str:
+    """The first line that says something (not Hydra's `Error parsing override …` heading nor its `See …` link)."""
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith(("Error parsing override", "See https://"))]
+    return (lines[0] if lines else text.strip()).rstrip(".")
+
+
+def _user_key(full_key: object) -> str:
+    """OmegaConf's `schedule.stages[0].lr` as a user writes it: `schedule.stages.0.lr`."""
+    return re.sub(r"\[(\d+)\]", r".\1", str(full_key))
+
+
+def _missing_option(error: MissingConfigException) -> str:
+    match = re.search(r"Could not find '(?P<path>[^']+)'", str(error))
+    if match is None or error.options is None:
+        return f"{_first_line(str(error))}."
+    group, _, name = match.group("path").rpartition("/")
+    options = [option for option in error.options if not option.endswith(SCHEMA_SUFFIX)]
+    return f"{group}={name}: no such option; available: {', '.join(options)}."
+
+
+def _known_keys(node_type: object) -> str:
+    return ", ".join(item.name for item in fields(node_type)) if is_dataclass(node_type) else "see --cfg job"
+
+
+def _bad_value(override: str, cause: OmegaConfBaseException) -> str:
+    message = _first_line(getattr(cause, "msg", None) or str(cause))
+    if isinstance(cause, ConfigKeyError) or message.startswith("Key '"):
+        key = _user_key(getattr(cause, "full_key", override))
+        section = key.rpartition(".")[0] or "the config"
+        return (f"{override}: no such key; {section} has: {_known_keys(getattr(cause, 'object_type', None))} "
+                f"(+{key}=… adds a key).")
+    if isinstance(cause, ValidationError):
+        for words, meaning in EXPECTED_TYPES.items():
+            if words in message:
+                return f"{override}: {meaning}."
+    return f"{override}: {message}."
+
+
+def explain(error: HydraException) -> str:
+    """One sentence for a Hydra composition or override-parsing error: the override, then what is accepted."""
+    if isinstance(error, MissingConfigException):
+        return _missing_option(error)
+    if isinstance(error, OverrideParseException):
+        return (f"{error.override}: cannot be read as an override ({_first_line(error.message)}); write key=value "
+                "or group=option, e.g. backbone=resnet50 (see --help).")
+    first = _first_line(str(error))
+    merging, overriding = MERGING.match(first), OVERRIDING.match(first)
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException) and (merging or overriding):
+        override = merging.group("override") if merging else overriding.group("key")
+        return _bad_value(override, cause)
+    return f"{first}."
