@@ -31,6 +31,7 @@ from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
 from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import finish_sweep_parent, open_sweep_parent, record_failed_run
+from facebias.tracking.server import wait_for_server
 from facebias.tracking.store import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -112,13 +113,15 @@ class SweepTracking(Callback):
 
     def _finish(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path, completed: bool
                 ) -> list[JobOutcome]:
-        """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short)."""
+        """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short).
 
+        A tracking server that is away is waited for (up to tracking.offline_after_s), as the jobs' runs do."""
         if self.finished or self.parent_run_id is None:
             return []
         self.finished = True
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
+        wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
         self._attach_report(tracking_config, base_dir, sweep_dir)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
         finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
@@ -151,9 +154,9 @@ def run_sweep_job(
 ) -> float | None:
     """Run one job of a sweep as a child of the sweep's parent run; never raises (the outcome is recorded).
 
-    `config` is the validated TrainConfig or the ConfigError that validation raised.
+    `config` is the validated TrainConfig or the ConfigError that validation raised. A tracking server that is away
+    when the job starts is waited for (up to tracking.offline_after_s): an outage between jobs does not fail them.
     """
-
     sweep_dir = Path(hydra_config.sweep.dir)
     num = int(hydra_config.job.num)
     overrides = list(hydra_config.overrides.task)
@@ -166,6 +169,7 @@ def run_sweep_job(
         if isinstance(config, Exception):
             raise config
         if parent_run_id and config.tracking.enabled:
+            wait_for_server(resolve_tracking_uri(config.tracking, Path.cwd()), config.tracking.offline_after_s)
             done = finished_child(config.tracking, Path.cwd(), parent_run_id, {identity.FINGERPRINT_TAG: fingerprint})
             if done is not None:
                 log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)

@@ -8,13 +8,17 @@ retries and within 5 seconds. `unreachable_reason` tells a server that is away f
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from facebias.errors import TrackingError
+
+log = logging.getLogger(__name__)
 
 HTTP_SCHEMES: tuple[str, ...] = ("http://", "https://")
 PROBE_TIMEOUT_S = 5.0
@@ -53,6 +57,29 @@ def check_server(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     if reason is not None:
         raise TrackingError(f"cannot reach the MLflow tracking server at {tracking_uri} ({reason}): start it, or "
                             "point tracking.uri (or MLFLOW_TRACKING_URI) at a running server.")
+
+
+def wait_for_server(tracking_uri: str, limit_s: float, max_pause_s: float = 5.0) -> None:
+    """Return once the tracking server answers (at once for a store that is not a server); while it is away, probe
+    again with a backoff of up to `max_pause_s`, saying so, for at most `limit_s` seconds — then raise the
+    TrackingError of `check_server`. For the steps of a sweep between its jobs, which must outlast an outage."""
+    if not is_http(tracking_uri):
+        return
+    started = time.monotonic()
+    pause = 0.5
+    reason = probe_server(tracking_uri)
+    if reason is not None:
+        log.warning("the tracking server at %s is unreachable (%s): waiting up to %.0f s for it", tracking_uri, reason,
+                    limit_s)
+    while reason is not None:
+        if time.monotonic() - started + pause > limit_s:
+            check_server(tracking_uri)
+            return
+        time.sleep(pause)
+        pause = min(2 * pause, max_pause_s)
+        reason = probe_server(tracking_uri)
+        if reason is None:
+            log.warning("the tracking server at %s is back after %.0f s", tracking_uri, time.monotonic() - started)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:

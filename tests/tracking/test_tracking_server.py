@@ -361,3 +361,47 @@ def test_sync_to_an_unreachable_server_says_so(tmp_path: Path, capsys: pytest.Ca
         f"error: cannot reach the MLflow tracking server at {uri} (connection refused): start it, or upload the run to "
         "another store with --tracking-uri URI."
     )
+
+
+def test_a_server_outage_between_the_jobs_of_a_sweep_loses_no_job(server, tmp_path: Path) -> None:
+    """Two jobs, each in a fresh process; the server goes away as soon as the first child is FINISHED and comes back
+    15 s later: the second job waits for it, and the parent and both children end FINISHED."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facebias.train", "-m", "seed=0,1", *SMOKE, f"tracking.uri={server.uri}",
+         "tracking.experiment=sweep-outage", "hydra/launcher=local_processes", "hydra.sweeper.max_batch_size=1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
+    )
+    lines: list[str] = []
+    reader = _drain(process, lines)
+    client = MlflowClient(server.uri)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            experiment = client.get_experiment_by_name("sweep-outage")
+            finished = [] if experiment is None else client.search_runs(
+                [experiment.experiment_id], "tags.`mlflow.parentRunId` != '' and attributes.status = 'FINISHED'")
+            if finished:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the sweep ended before the outage:\n" + "".join(lines[-60:])
+        server.stop(signal.SIGTERM)
+        time.sleep(OUTAGE_S)
+        server.start()
+        assert process.wait(timeout=600) == 0, "".join(lines[-80:])
+        reader.join(timeout=60)
+    finally:
+        process.kill()
+        if not server.healthy():
+            server.start()
+    job_log = "".join(path.read_text() for path in tmp_path.glob("multirun/*/*/1/train.log"))
+    assert "is unreachable (connection refused): waiting up to 300 s for it" in job_log
+    assert "is back after" in job_log
+    experiment = client.get_experiment_by_name("sweep-outage")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId")]
+    assert [parent.info.status for parent in parents] == ["FINISHED"]
+    assert sorted(child.data.tags["facebias.seed"] for child in children) == ["0", "1"]
+    assert {child.info.status for child in children} == {"FINISHED"}
+    assert all("test/mae" in child.data.metrics for child in children)
+    _assert_nothing_running(client)
