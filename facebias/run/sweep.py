@@ -30,7 +30,7 @@ from facebias.io import write_json
 from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
 from facebias.tracking.queries import finished_child
-from facebias.tracking.runs import finish_sweep_parent, open_sweep_parent, record_failed_run
+from facebias.tracking.runs import end_run, open_sweep_parent, record_failed_run
 from facebias.tracking.store import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class SweepTracking(Callback):
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
         self._attach_report(tracking_config, base_dir, sweep_dir)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
-        finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
+        end_run(tracking_config, base_dir, self.parent_run_id, status, tags)
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
