@@ -30,7 +30,7 @@ from facebias.run.identity import (
     run_tags,
 )
 from facebias.run.liveness import lock_run
-from facebias.run.resume import ResumeTarget, find_resume_target, restore_history
+from facebias.run.resume import ResumeTarget, find_resume_target, restore_history, unlogged
 from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
 from facebias.tracking.params import flatten_params
 from facebias.tracking.recorder import Recorder
@@ -123,7 +123,7 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
         metrics = {}
         for evaluation in evaluations:
             metrics.update(evaluation.flat_metrics())
-        recorder.log_metrics(metrics)
+        recorder.log_metrics(metrics if target is None else unlogged(recorder, metrics))
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         recorder.log_artifacts(artifacts)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)

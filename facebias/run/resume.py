@@ -14,7 +14,7 @@ from facebias.config import TrainConfig
 from facebias.errors import ConfigError
 from facebias.run.identity import FINGERPRINT_TAG, KILLED_REASON_TAG, OUTPUT_DIR_TAG
 from facebias.run.liveness import Holder, RunLock, RunStillRunningError, read_holder, still_running, try_lock
-from facebias.tracking.queries import logged_history, run_state, unfinished_runs
+from facebias.tracking.queries import logged_history, logged_metric_keys, run_state, unfinished_runs
 from facebias.tracking.recorder import Recorder
 from facebias.tracking.runs import end_run
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
@@ -115,3 +115,10 @@ def restore_history(recorder: Recorder, history: CurveHistory, checkpoint: Check
         for step, value in logged_history(recorder, f"epoch/{key}").items():
             if step < checkpoint.global_epoch:
                 history.rows.setdefault(step, {})[key] = value
+
+
+def unlogged(recorder: Recorder, metrics: dict[str, float]) -> dict[str, float]:
+    """The final metrics a resumed run has not logged yet: a kill after they were logged (while the artifacts were
+    written) must not log them twice at their step."""
+    logged = logged_metric_keys(recorder)
+    return {key: value for key, value in metrics.items() if key not in logged}

@@ -50,6 +50,13 @@ def logged_history(recorder: Recorder, key: str) -> dict[int, float]:
     return {metric.step: metric.value for metric in recorder.client.get_metric_history(recorder.run_id, key)}
 
 
+def logged_metric_keys(recorder: Recorder) -> set[str]:
+    """The metrics `recorder`'s run already holds (none for a run not in MLflow)."""
+    if not isinstance(recorder, MlflowRecorder):
+        return set()
+    return set(recorder.client.get_run(recorder.run_id).data.metrics)
+
+
 def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | None = None, *,
                     parent_tags: Mapping[str, str]):
     """The parent run of a sweep (the given one, else the most recent run tagged `parent_tags`) and its children.
