@@ -43,13 +43,25 @@ def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_
     return model.predict(inference_dataset(images, None, batch_size), verbose=0).reshape(-1) * AGE_NORMALISATION
 
 
+def set_execution(model: keras.Model, trainer: TrainerConfig) -> None:
+    """Make the model predict the way `trainer` says (eagerly or as a graph, with or without XLA), whatever it was
+    last compiled for: a resumed process that trained nothing (its model never compiled) and the process that
+    trained then predict alike, and the same predictions give the same metrics."""
+    model.run_eagerly = trainer.run_eagerly
+    model.jit_compile = False if trainer.run_eagerly else trainer.jit_compile  # None: Keras decides, as in compile
+    model.predict_function = None  # built on the next predict, in that mode
+
+
 def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None,
-                   statistics: StatisticsConfig | None = None) -> list[SplitEvaluation]:
+                   statistics: StatisticsConfig | None = None,
+                   trainer: TrainerConfig | None = None) -> list[SplitEvaluation]:
     """Evaluate the validation and test splits (the first `limit` samples of each in quick mode), with the
-    uncertainty of every score when `statistics` is given.
+    uncertainty of every score when `statistics` is given, predicting as `trainer` says (`set_execution`).
 
     A split without labels (the starting kit's test split) is not evaluated: a warning says so.
     """
+    if trainer is not None:
+        set_execution(model, trainer)
     evaluations = []
     for prefix, name in EVALUATED_SPLITS.items():
         split = dataset.splits[name]

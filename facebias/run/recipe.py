@@ -23,12 +23,14 @@ from facebias.run.identity import (
     FEATURE_CACHE_TAG,
     FINGERPRINT_TAG,
     OUTPUT_DIR_TAG,
+    PROCESS_TAG,
     REPLICAS_TAG,
     config_fingerprint,
     run_name,
     run_tags,
 )
-from facebias.run.resume import find_resume_target, restore_history
+from facebias.run.liveness import lock_run
+from facebias.run.resume import ResumeTarget, find_resume_target, restore_history, unlogged
 from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
 from facebias.tracking.params import flatten_params
 from facebias.tracking.recorder import Recorder
@@ -74,10 +76,17 @@ def train(
         output_dir = target.output_dir
         print(f"resuming run {target.run_id} from its checkpoint in {output_dir} (stage "
               f"{target.checkpoint.stage}, {target.checkpoint.epoch} epoch(s) done in it)")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with target.lock if target is not None else lock_run(output_dir) as lock:
+        tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
+                PROCESS_TAG: lock.holder.describe(), **(extra_tags or {})}
+        return _run(config, resolved, output_dir, base_dir, tags, parent_run_id, on_run_open, target)
+
+
+def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_dir: Path, tags: dict[str, str],
+         parent_run_id: str | None, on_run_open: Callable[[str], None] | None,
+         target: ResumeTarget | None) -> RunResult:
+    """`train`, once the run's output folder is locked for this process."""
     params = flatten_params({key: value for key, value in resolved.items() if key != "resume"})
-    tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
-            **(extra_tags or {})}
     with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
                      on_run_open, None if target is None else target.run_id) as recorder:
         if target is not None:
@@ -108,25 +117,23 @@ def train(
         train_data = dataset.train.images, dataset.train.ages / 100.0, weights
         stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), train_data, valid,
                                     context)
-        record_loop_notes(recorder, context, stage_epochs)
-        evaluations = evaluate_model(model, dataset, limit, config.statistics)
+        record_loop_notes(recorder, context)
+        print("evaluating the validation and test splits", flush=True)
+        evaluations = evaluate_model(model, dataset, limit, config.statistics, config.trainer)
         metrics = {}
         for evaluation in evaluations:
             metrics.update(evaluation.flat_metrics())
-        recorder.log_metrics(metrics)
+        recorder.log_metrics(metrics if target is None else unlogged(recorder, metrics))
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         recorder.log_artifacts(artifacts)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
     return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
 
 
-def record_loop_notes(recorder: Recorder, context: LoopContext, stage_epochs: list[int]) -> None:
-    """Epochs per stage, feature-cache hits/misses, replicas, and why each stage did or did not use the cache."""
+def record_loop_notes(recorder: Recorder, context: LoopContext) -> None:
+    """Replicas, and why each stage did or did not use the feature cache (the loop sent its metrics itself)."""
     for note in context.notes:
         log.info(note)
-    store = context.feature_cache.store
-    recorder.log_metrics({**{f"stage{i}/epochs": n for i, n in enumerate(stage_epochs, start=1)},
-                          "feature_cache/hits": store.hits, "feature_cache/misses": store.misses})
     recorder.set_tags({FEATURE_CACHE_TAG: " | ".join(context.notes), REPLICAS_TAG: context.replicas})
 
 

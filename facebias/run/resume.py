@@ -12,9 +12,11 @@ from pathlib import Path
 
 from facebias.config import TrainConfig
 from facebias.errors import ConfigError
-from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
-from facebias.tracking.queries import logged_history, run_tags_of, unfinished_runs
+from facebias.run.identity import FINGERPRINT_TAG, KILLED_REASON_TAG, OUTPUT_DIR_TAG
+from facebias.run.liveness import Holder, RunLock, RunStillRunningError, read_holder, still_running, try_lock
+from facebias.tracking.queries import logged_history, logged_metric_keys, run_state, unfinished_runs
 from facebias.tracking.recorder import Recorder
+from facebias.tracking.runs import end_run
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from facebias.training.history import CurveHistory
 from facebias.training.loop import CURVE_KEYS
@@ -22,40 +24,84 @@ from facebias.training.loop import CURVE_KEYS
 
 @dataclass(frozen=True)
 class ResumeTarget:
-    """A killed run to continue: its MLflow run id, its output folder and its last checkpoint."""
+    """A killed run to continue: its MLflow run id, its output folder, its last checkpoint, and its lock (held)."""
 
     run_id: str
     output_dir: Path
     checkpoint: Checkpoint
+    lock: RunLock
+
+
+def claim_dead_run(config: TrainConfig, base_dir: Path, run_id: str, status: str, folder: Path) -> RunLock | Holder:
+    """Take the lock of a run's folder; if that worked its process is dead, and a run still RUNNING is marked KILLED
+    (with the reason). Returns the lock, or the live process that holds it."""
+    last = read_holder(folder)
+    lock = try_lock(folder)
+    if isinstance(lock, RunLock) and status == "RUNNING":
+        died = f"its process ({last.describe()}) died" if last else "its process died"
+        end_run(config.tracking, base_dir, run_id, "KILLED",
+                {KILLED_REASON_TAG: f"{died} without ending the run; found by resume={config.resume} "
+                                    f"({lock.holder.describe()})"})
+    return lock
 
 
 def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
-    """The run `config.resume` names (auto: the newest unfinished run of this config with a checkpoint), or None."""
+    """The run `config.resume` names (auto: the newest unfinished run of this config with a checkpoint), or None.
+
+    Unfinished runs whose process died are marked KILLED on the way; a run a live process holds is never resumed.
+    """
     if config.resume is None:
         return None
     if not config.tracking.enabled:
         raise ConfigError(f"resume={config.resume} needs MLflow tracking: drop tracking=none, or drop resume.")
     if config.resume == "auto":
-        for run_id, folder in unfinished_runs(config.tracking, base_dir, {FINGERPRINT_TAG: fingerprint},
-                                              OUTPUT_DIR_TAG):
-            checkpoint = load_checkpoint(checkpoint_path(Path(folder))) if folder else None
-            if checkpoint is not None:
-                return ResumeTarget(run_id, Path(folder), checkpoint)
-        print("resume=auto: no unfinished run of this config has a checkpoint, so a new run starts.")
-        return None
-    tags = run_tags_of(config.tracking, base_dir, config.resume)
-    if tags is None:
+        return _find_auto(config, fingerprint, base_dir)
+    state = run_state(config.tracking, base_dir, config.resume)
+    if state is None:
         raise ConfigError(f"resume={config.resume}: the MLflow experiment {config.tracking.experiment!r} has no "
                           "such run; give the id of a killed run, or resume=auto.")
+    status, tags = state
     if tags.get(FINGERPRINT_TAG) != fingerprint:
         raise ConfigError(f"resume={config.resume}: that run was started with another configuration; rerun its "
                           "own command with resume=….")
     folder = tags.get(OUTPUT_DIR_TAG)
-    checkpoint = load_checkpoint(checkpoint_path(Path(folder))) if folder else None
+    if not folder or not Path(folder).is_dir():
+        raise ConfigError(f"resume={config.resume}: that run's output folder {folder} is not on this machine; "
+                          "resume it where it ran.")
+    lock = claim_dead_run(config, base_dir, config.resume, status, Path(folder))
+    if isinstance(lock, Holder):
+        raise RunStillRunningError(still_running(config.resume, lock))
+    checkpoint = load_checkpoint(checkpoint_path(Path(folder)))
     if checkpoint is None:
-        raise ConfigError(f"resume={config.resume}: that run has no checkpoint to resume from (it finished, or "
-                          "was started before checkpoints existed).")
-    return ResumeTarget(config.resume, Path(folder), checkpoint)
+        lock.release()
+        raise ConfigError(f"resume={config.resume}: that run has no checkpoint to resume from (it finished, died "
+                          "before its first epoch ended, or was started before checkpoints existed).")
+    return ResumeTarget(config.resume, Path(folder), checkpoint, lock)
+
+
+def _find_auto(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
+    """resume=auto: the newest unfinished run of this config whose process died and that has a checkpoint."""
+    died_early = []
+    for run_id, status, folder in unfinished_runs(config.tracking, base_dir, {FINGERPRINT_TAG: fingerprint},
+                                                  OUTPUT_DIR_TAG):
+        if not folder or not Path(folder).is_dir():
+            continue  # its folder is not on this machine: whether it lives cannot be told from here
+        lock = claim_dead_run(config, base_dir, run_id, status, Path(folder))
+        if isinstance(lock, Holder):
+            print(still_running(run_id, lock))
+            continue
+        checkpoint = load_checkpoint(checkpoint_path(Path(folder)))
+        if checkpoint is not None:
+            return ResumeTarget(run_id, Path(folder), checkpoint, lock)
+        lock.release()
+        if status == "RUNNING":
+            died_early.append(run_id)
+    if died_early:
+        print(f"resume=auto: run(s) {', '.join(died_early)} died before their first checkpoint and are marked "
+              "KILLED, so a new run starts.")
+    else:
+        print("resume=auto: no unfinished run of this config has a checkpoint, so a new run starts.")
+    return None
 
 
 def restore_history(recorder: Recorder, history: CurveHistory, checkpoint: Checkpoint) -> None:
@@ -69,3 +115,10 @@ def restore_history(recorder: Recorder, history: CurveHistory, checkpoint: Check
         for step, value in logged_history(recorder, f"epoch/{key}").items():
             if step < checkpoint.global_epoch:
                 history.rows.setdefault(step, {})[key] = value
+
+
+def unlogged(recorder: Recorder, metrics: dict[str, float]) -> dict[str, float]:
+    """The final metrics a resumed run has not logged yet: a kill after they were logged (while the artifacts were
+    written) must not log them twice at their step."""
+    logged = logged_metric_keys(recorder)
+    return {key: value for key, value in metrics.items() if key not in logged}

@@ -30,7 +30,7 @@ from facebias.io import write_json
 from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
 from facebias.tracking.queries import finished_child
-from facebias.tracking.runs import finish_sweep_parent, open_sweep_parent, record_failed_run
+from facebias.tracking.runs import end_run, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
 from facebias.tracking.store import resolve_tracking_uri
 
@@ -124,7 +124,7 @@ class SweepTracking(Callback):
         wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
         self._attach_report(tracking_config, base_dir, sweep_dir)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
-        finish_sweep_parent(tracking_config, base_dir, self.parent_run_id, status, tags)
+        end_run(tracking_config, base_dir, self.parent_run_id, status, tags)
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 

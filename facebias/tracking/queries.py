@@ -21,23 +21,26 @@ def tag_filter(where: Mapping[str, str]) -> str:
 
 
 def unfinished_runs(config: TrackingConfig, base_dir: Path, where: Mapping[str, str],
-                    read_tag: str) -> list[tuple[str, str | None]]:
-    """(run id, its tag `read_tag`) of the experiment's runs tagged `where` that did not end FINISHED, newest first."""
+                    read_tag: str) -> list[tuple[str, str, str | None]]:
+    """(run id, status, its tag `read_tag`) of the experiment's runs tagged `where` that did not end FINISHED,
+    newest first."""
     client, _, experiment = connect(config, base_dir)
     runs = with_retries(lambda: client.search_runs([experiment], tag_filter(where),
                                                    order_by=["attributes.start_time DESC"]), "search the runs")
-    return [(run.info.run_id, run.data.tags.get(read_tag)) for run in runs if run.info.status != "FINISHED"]
+    return [(run.info.run_id, run.info.status, run.data.tags.get(read_tag)) for run in runs
+            if run.info.status != "FINISHED"]
 
 
-def run_tags_of(config: TrackingConfig, base_dir: Path, run_id: str) -> dict[str, str] | None:
-    """The tags of run `run_id`, or None if the store has no such run."""
+def run_state(config: TrackingConfig, base_dir: Path, run_id: str) -> tuple[str, dict[str, str]] | None:
+    """The status and tags of run `run_id`, or None if the store has no such run."""
     from mlflow.exceptions import MlflowException
 
     client, _, _ = connect(config, base_dir)
     try:
-        return dict(client.get_run(run_id).data.tags)
+        run = client.get_run(run_id)
     except MlflowException:
         return None
+    return run.info.status, dict(run.data.tags)
 
 
 def logged_history(recorder: Recorder, key: str) -> dict[int, float]:
@@ -45,6 +48,13 @@ def logged_history(recorder: Recorder, key: str) -> dict[int, float]:
     if not isinstance(recorder, MlflowRecorder):
         return {}
     return {metric.step: metric.value for metric in recorder.client.get_metric_history(recorder.run_id, key)}
+
+
+def logged_metric_keys(recorder: Recorder) -> set[str]:
+    """The metrics `recorder`'s run already holds (none for a run not in MLflow)."""
+    if not isinstance(recorder, MlflowRecorder):
+        return set()
+    return set(recorder.client.get_run(recorder.run_id).data.metrics)
 
 
 def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | None = None, *,

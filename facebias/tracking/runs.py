@@ -146,13 +146,12 @@ def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, *, wher
     return run_id
 
 
-def finish_sweep_parent(config: TrackingConfig, base_dir: Path, parent_run_id: str, status: str,
-                        tags: Mapping[str, str]) -> None:
-    """Tag the sweep's parent run and end it with `status`."""
+def end_run(config: TrackingConfig, base_dir: Path, run_id: str, status: str, tags: Mapping[str, str]) -> None:
+    """Tag run `run_id` (a sweep's parent, or a run whose process died) and end it with `status`."""
     client, _, _ = connect(config, base_dir)
     if tags:
-        set_run_tags(client, parent_run_id, tags)
-    with_retries(lambda: client.set_terminated(parent_run_id, status), "end the run")
+        set_run_tags(client, run_id, tags)
+    with_retries(lambda: client.set_terminated(run_id, status), "end the run")
 
 
 def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str | None = None) -> None:

@@ -10,7 +10,9 @@ file, synced, then renamed over the old one), so a kill at any moment leaves the
   is over (early stopping fired or its epoch budget is spent);
 - the early-stopping state: best value, best epoch, wait counter and best weights;
 - the Python and NumPy RNG states and the run seed (shuffles and augmentation are stateless, keyed by
-  (seed, epoch), so they need nothing more).
+  (seed, epoch), so they need nothing more);
+- what the loop noted per stage (whether it trained on cached features, with the cache's hits and misses), and
+  the last curve values or, once the last stage is over, the run's loop summary (resent if a kill lost them).
 """
 
 from __future__ import annotations
@@ -70,7 +72,12 @@ class Checkpoint:
     python_rng: Any = None
     numpy_rng: Any = None
     last_metrics: dict[str, Any] = field(default_factory=dict)
-    """The curve values the last epoch sent ({"metrics": …, "step": …} per record), to resend if a kill lost them."""
+    """What the loop sent right after writing this checkpoint ({"records": [[metrics, step], …]}): the last epoch's
+    curve values, or the loop summary after the last stage; resent on resume if a kill lost them."""
+    notes: list[str] = field(default_factory=list)
+    """One note per stage begun: whether it trained on cached backbone features, and why not."""
+    cache_counts: list[list[int]] = field(default_factory=list)
+    """Feature-cache [hits, misses] per stage begun."""
 
     @property
     def global_epoch(self) -> int:

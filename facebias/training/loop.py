@@ -144,6 +144,9 @@ class LoopContext:
     strategy: Any = None
     jit_compile: bool | None = None
     notes: list[str] = field(default_factory=list)
+    """One note per stage: whether it trained on cached backbone features, and why not."""
+    cache_counts: list[tuple[int, int]] = field(default_factory=list)
+    """Feature-cache (hits, misses) per stage."""
     checkpoint_file: Path | None = None
     """Where each epoch end leaves a checkpoint; None: no checkpoints."""
     resume: Checkpoint | None = None
@@ -164,7 +167,14 @@ class LoopContext:
             model_variables=[np.asarray(v) for v in self.model.variables],
             optimizer_variables=None if optimizer is None else [np.asarray(v) for v in optimizer.variables],
             early_stopping=early_stopping, python_rng=python_rng, numpy_rng=numpy_rng,
-            last_metrics={"records": [[metrics, step] for metrics, step in records or []]}))
+            last_metrics={"records": [[metrics, step] for metrics, step in records or []]},
+            notes=list(self.notes), cache_counts=[list(counts) for counts in self.cache_counts]))
+
+    def summary(self) -> dict[str, float]:
+        """The loop's metrics, sent once when the last stage is over: epochs per stage, feature-cache hits/misses."""
+        return {**{f"stage{i}/epochs": n for i, n in enumerate(self.stage_epochs, start=1)},
+                "feature_cache/hits": sum(hits for hits, _ in self.cache_counts),
+                "feature_cache/misses": sum(misses for _, misses in self.cache_counts)}
 
     @property
     def replicas(self) -> int:
@@ -263,14 +273,17 @@ def run_stage(
         blocker = "training is distributed (trainer.distribute) and the cache path runs on one device"
     if blocker is not None:
         context.notes.append(f"stage {stage.index}: backbone recomputed every epoch because {blocker}")
+        context.cache_counts.append((0, 0))
         _compile(model, stage, context)
         return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
     images, targets, weights = train
     hits, misses = cache.store.hits, cache.store.misses
     train_features = _cached_features(model, images, "train", cache)
     valid_features = _cached_features(model, valid[0], "valid", cache)
+    counts = cache.store.hits - hits, cache.store.misses - misses
     context.notes.append(f"stage {stage.index}: head trained on cached backbone features "
-                         f"({cache.store.hits - hits} hit(s), {cache.store.misses - misses} miss(es))")
+                         f"({counts[0]} hit(s), {counts[1]} miss(es))")
+    context.cache_counts.append(counts)
     head = model.get_layer("head")
     _compile(head, stage, context)
     return _fit(head, stage, (train_features, targets, weights), (valid_features, valid[1]), first_global_epoch,
@@ -286,13 +299,18 @@ def run_schedule(
 ) -> list[int]:
     """Run every stage in order, curves (and shuffles) continuing across stages; returns the epochs each stage ran.
 
-    With `context.resume`, the model's variables and the RNG states come back from the checkpoint, finished stages
-    are skipped and the checkpoint's stage continues where it stopped.
+    With `context.resume`, the model's variables, the RNG states and the notes of finished stages come back from the
+    checkpoint, finished stages are skipped and the checkpoint's stage continues where it stopped. When the last
+    stage is over, its checkpoint holds the loop summary (`LoopContext.summary`), then the summary goes to the sink:
+    a run resumed from that checkpoint trains nothing and sends nothing again.
     """
     context.model = model
     resume = context.resume
     context.stage_epochs = [] if resume is None else list(resume.stage_epochs)
     if resume is not None:
+        done = len(resume.stage_epochs)
+        context.notes = list(resume.notes[:done])
+        context.cache_counts = [(hits, misses) for hits, misses in resume.cache_counts[:done]]
         variables = model.variables
         if len(variables) != len(resume.model_variables):
             raise RuntimeError(f"the checkpoint holds {len(resume.model_variables)} model variables, the model has "
@@ -304,5 +322,8 @@ def run_schedule(
         in_stage = resume if resume is not None and resume.stage == stage.index else None
         epochs = run_stage(model, stage, train, valid, sum(context.stage_epochs), context, in_stage)
         context.stage_epochs.append(epochs)
-        context.save_checkpoint(stage.index + 1, 0)
+        records = [(context.summary(), 0)] if stage is stages[-1] else []
+        context.save_checkpoint(stage.index + 1, 0, records=records)
+        for metrics, step in records:
+            context.sink(metrics, step)
     return list(context.stage_epochs)

@@ -1,7 +1,8 @@
-"""Resuming a killed run: SIGKILL `python -m facebias.train` in stage 2 of three, rerun it with `resume=auto`.
+"""Resuming a killed run: SIGKILL `python -m facebias.train` in stage 2 of three, during its final evaluation, or
+before its first checkpoint, then rerun it with `resume=auto`.
 
-The resumed run must be the same MLflow run, end FINISHED, log every epoch exactly once, and reach the same test
-metrics as an uninterrupted run with the same seed.
+A run with a checkpoint must be continued as the same MLflow run, end FINISHED, log no step twice, and reach the
+same val/test metrics as an uninterrupted run with the same seed; one without is marked KILLED and a new run starts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,8 @@ EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
 STAGE1_EPOCHS = 4
 """Stage 1 runs all its max_epochs_cap epochs: its patience (5) exceeds them."""
 REL_TOLERANCE = 1e-4
+EVALUATION_LINE = "evaluating the validation and test splits"
+"""What a run prints when its last stage is over and its final evaluation begins."""
 
 
 def _env() -> dict[str, str]:
@@ -48,23 +52,34 @@ def _train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     return result
 
 
-def _kill_in_stage_two(cwd: Path) -> None:
-    """Start the run and SIGKILL it right after the first epoch of stage 2 has ended."""
-    process = subprocess.Popen(COMMAND, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=_env())
+def _kill_at(cwd: Path, marker: Callable[[str], bool], count: int = 1, *overrides: str) -> None:
+    """Start the run and SIGKILL it as soon as it has printed its `count`-th line that `marker` accepts."""
+    process = subprocess.Popen([*COMMAND, *overrides], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=_env())
     try:
-        epochs = 0
+        seen = 0
         for line in process.stdout:
-            epochs += bool(EPOCH_LINE.match(line))
-            if epochs == STAGE1_EPOCHS + 1:
+            seen += marker(line)
+            if seen == count:
                 break
         else:
-            pytest.fail("training ended before its fifth epoch")
+            pytest.fail(f"training ended before the marker line {count} times")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     finally:
         process.kill()
         process.stdout.close()
+
+
+def _kill_in_stage_two(cwd: Path) -> None:
+    """Start the run and SIGKILL it right after the first epoch of stage 2 has ended."""
+    _kill_at(cwd, lambda line: bool(EPOCH_LINE.match(line)), STAGE1_EPOCHS + 1)
+
+
+def _assert_no_step_twice(client, run) -> None:
+    for key in run.data.metrics:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)), f"{key} logged twice at a step: {steps}"
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +128,7 @@ def test_every_epoch_is_logged_exactly_once(resumed) -> None:
     _, runs = store_runs(cwd)
     history = (Path(runs[0].data.tags["facebias.output_dir"]) / "artifacts" / "history.csv").read_text()
     assert len(history.splitlines()) == total + 1, "the run's history.csv has every epoch, from before the kill too"
+    _assert_no_step_twice(client, runs[0])
 
 
 @pytest.mark.slow
@@ -126,6 +142,39 @@ def test_the_resumed_run_ends_where_an_uninterrupted_one_does(resumed, reference
         assert metrics[key] == pytest.approx(reference[key], rel=REL_TOLERANCE, abs=1e-6), key
     for stage in (1, 2, 3):
         assert metrics[f"stage{stage}/epochs"] == reference[f"stage{stage}/epochs"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_during_its_evaluation_resumes_to_the_same_metrics(tmp_path: Path, reference) -> None:
+    _kill_at(tmp_path, lambda line: line.startswith(EVALUATION_LINE))
+    _, runs = store_runs(tmp_path)
+    assert [r.info.status for r in runs] == ["RUNNING"]
+    assert not any(key.startswith(("val/", "test/")) for key in runs[0].data.metrics), "killed before the metrics"
+    result = _train(tmp_path, "resume=auto")
+    assert f"resuming run {runs[0].info.run_id}" in result.stdout
+    client, runs = store_runs(tmp_path)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    _assert_no_step_twice(client, runs[0])
+    metrics = runs[0].data.metrics
+    finals = {key: value for key, value in reference.items() if key.startswith(("val/", "test/", "stage"))}
+    assert {key: metrics[key] for key in finals} == finals, "the same predictions, so bit for bit the same metrics"
+    lookups = ("feature_cache/hits", "feature_cache/misses")  # the shared data cache decides which of the two
+    assert sum(metrics[key] for key in lookups) == sum(reference[key] for key in lookups) > 0
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_checkpoint_is_marked_killed(tmp_path: Path) -> None:
+    _kill_at(tmp_path, lambda line: line.startswith("Epoch 1/"), 1, "schedule=one_stage")
+    _, runs = store_runs(tmp_path)
+    assert [r.info.status for r in runs] == ["RUNNING"], "a SIGKILLed run cannot end itself"
+    dead = runs[0].info.run_id
+    assert not (Path(runs[0].data.tags["facebias.output_dir"]) / "checkpoint").exists()
+    result = _train(tmp_path, "schedule=one_stage", "resume=auto")
+    assert (f"resume=auto: run(s) {dead} died before their first checkpoint and are marked KILLED, so a new run "
+            "starts.") in result.stdout
+    _, runs = store_runs(tmp_path)
+    assert [(r.info.run_id == dead, r.info.status) for r in runs] == [(True, "KILLED"), (False, "FINISHED")]
+    assert runs[0].data.tags["facebias.killed_reason"].startswith("its process (host ")
 
 
 @pytest.mark.slow

@@ -43,7 +43,10 @@ def _run(model: keras.Model, x: np.ndarray, targets: np.ndarray, weights: np.nda
                       max_train_batches=None, run_eagerly=True)
     context = LoopContext(sink=lambda metrics, step: records.append((dict(metrics), step)), verbose=0)
     run_schedule(model, [stage], (x, targets, weights), (x, targets), context)
-    return records
+    *curves, summary = records
+    assert summary == ({"stage1/epochs": 2, "feature_cache/hits": 0, "feature_cache/misses": 0}, 0), \
+        "the loop summary comes last, once"
+    return curves
 
 
 def test_every_curve_of_a_perfect_model_is_zero() -> None:
