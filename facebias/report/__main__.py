@@ -12,11 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facebias.errors import FacebiasError
-from facebias.report.build import build_report
+from facebias.report.build import build_report, load_sweep
 from facebias.report.render import format_markdown
 from facebias.report.table import SPLITS
-from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
-from facebias.tracking.queries import load_sweep_runs
 from facebias.tracking.store import store_uri
 
 
@@ -43,8 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         tracking_uri = store_uri(args.tracking_uri, Path.cwd())
-        parent, children = load_sweep_runs(tracking_uri, args.experiment, args.parent,
-                                           parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+        parent, children = load_sweep(tracking_uri, args.experiment, args.parent)
         folder = args.out or Path("multirun") / "reports" / parent.info.run_id
         table, paths = build_report(tracking_uri, parent, children, folder, args.split, not args.no_log)
     except (FacebiasError, OSError) as error:

@@ -1,17 +1,21 @@
-"""A sweep's report from its MLflow runs: load the children (and, to compare single runs, their predictions),
-build the table, write results.md/.csv/.html/.png and log them to the sweep's parent run under `report/`."""
+"""A sweep's report from its MLflow runs: load the children (marking those whose process died KILLED; to compare
+single runs, their predictions too), build the table, write results.md/.csv/.html/.png and log them to the sweep's
+parent run under `report/`."""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from facebias.config import TrackingConfig
 from facebias.report.plot import plot_results
 from facebias.report.render import format_html, format_markdown, notes
 from facebias.report.table import experiment_names, results_table
 from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+from facebias.run.liveness import mark_dead_children
 from facebias.tracking.queries import download_artifact, load_sweep_runs
 from facebias.tracking.runs import log_folder
 
@@ -65,10 +69,25 @@ def build_report(tracking_uri: str, parent, children: pd.DataFrame, folder: Path
     return table, paths
 
 
+def load_sweep(tracking_uri: str, experiment: str, parent_run_id: str | None = None):
+    """The sweep's parent run and its children (the given sweep, else the most recent); children left RUNNING by a
+    process that died (their folder is on this machine, its lock free) are marked KILLED first, and said so."""
+    parent, children = load_sweep_runs(tracking_uri, experiment, parent_run_id,
+                                       parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    if children is None or children.empty or not (children["status"] == "RUNNING").any():
+        return parent, children
+    tracking = TrackingConfig(uri=tracking_uri, experiment=experiment)
+    marked = mark_dead_children(tracking, Path.cwd(), parent.info.run_id, "the report of its sweep")
+    if not marked:
+        return parent, children
+    print(f"run(s) {', '.join(marked)} of the sweep died without ending and are marked KILLED.", file=sys.stderr)
+    return load_sweep_runs(tracking_uri, experiment, parent.info.run_id,
+                           parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+
+
 def report_for_parent(tracking_uri: str, experiment: str, parent_run_id: str, folder: Path, split: str = "test",
                       *, log: bool = True) -> pd.DataFrame:
     """Load a sweep's runs, build the table, write the files into `folder` and log them to the parent run."""
-    parent, children = load_sweep_runs(tracking_uri, experiment, parent_run_id,
-                                       parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    parent, children = load_sweep(tracking_uri, experiment, parent_run_id)
     table, _ = build_report(tracking_uri, parent, children, Path(folder), split, log)
     return table

@@ -52,6 +52,8 @@ SWEEP_COMMAND_TAG = "facebias.sweep_command"
 """On a sweep's parent run: the command line that started it."""
 SWEEP_DIR_TAG = "facebias.sweep_dir"
 """On a sweep's parent run: its output folder."""
+PARENT_RUN_TAG = "mlflow.parentRunId"
+"""MLflow's tag that nests a child run (a sweep's job) under its parent."""
 NOTE_TAG = "mlflow.note.content"
 """MLflow's run description, shown in its UI: the config's `description`."""
 

@@ -124,6 +124,7 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
         for evaluation in evaluations:
             metrics.update(evaluation.flat_metrics())
         recorder.log_metrics(metrics if target is None else unlogged(recorder, metrics))
+        print("writing the run's artifacts", flush=True)
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         recorder.log_artifacts(artifacts)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)

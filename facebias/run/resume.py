@@ -12,11 +12,10 @@ from pathlib import Path
 
 from facebias.config import TrainConfig
 from facebias.errors import ConfigError
-from facebias.run.identity import FINGERPRINT_TAG, KILLED_REASON_TAG, OUTPUT_DIR_TAG
-from facebias.run.liveness import Holder, RunLock, RunStillRunningError, read_holder, still_running, try_lock
+from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
+from facebias.run.liveness import Holder, RunLock, RunStillRunningError, claim_dead_run, still_running
 from facebias.tracking.queries import logged_history, logged_metric_keys, run_state, unfinished_runs
 from facebias.tracking.recorder import Recorder
-from facebias.tracking.runs import end_run
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from facebias.training.history import CurveHistory
 from facebias.training.loop import CURVE_KEYS
@@ -30,19 +29,6 @@ class ResumeTarget:
     output_dir: Path
     checkpoint: Checkpoint
     lock: RunLock
-
-
-def claim_dead_run(config: TrainConfig, base_dir: Path, run_id: str, status: str, folder: Path) -> RunLock | Holder:
-    """Take the lock of a run's folder; if that worked its process is dead, and a run still RUNNING is marked KILLED
-    (with the reason). Returns the lock, or the live process that holds it."""
-    last = read_holder(folder)
-    lock = try_lock(folder)
-    if isinstance(lock, RunLock) and status == "RUNNING":
-        died = f"its process ({last.describe()}) died" if last else "its process died"
-        end_run(config.tracking, base_dir, run_id, "KILLED",
-                {KILLED_REASON_TAG: f"{died} without ending the run; found by resume={config.resume} "
-                                    f"({lock.holder.describe()})"})
-    return lock
 
 
 def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
@@ -68,7 +54,8 @@ def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) ->
     if not folder or not Path(folder).is_dir():
         raise ConfigError(f"resume={config.resume}: that run's output folder {folder} is not on this machine; "
                           "resume it where it ran.")
-    lock = claim_dead_run(config, base_dir, config.resume, status, Path(folder))
+    lock = claim_dead_run(config.tracking, base_dir, config.resume, status, Path(folder),
+                          f"resume={config.resume}")
     if isinstance(lock, Holder):
         raise RunStillRunningError(still_running(config.resume, lock))
     checkpoint = load_checkpoint(checkpoint_path(Path(folder)))
@@ -86,7 +73,7 @@ def _find_auto(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeT
                                                   OUTPUT_DIR_TAG):
         if not folder or not Path(folder).is_dir():
             continue  # its folder is not on this machine: whether it lives cannot be told from here
-        lock = claim_dead_run(config, base_dir, run_id, status, Path(folder))
+        lock = claim_dead_run(config.tracking, base_dir, run_id, status, Path(folder), "resume=auto")
         if isinstance(lock, Holder):
             print(still_running(run_id, lock))
             continue

@@ -29,6 +29,7 @@ from facebias.errors import FacebiasError
 from facebias.io import write_json
 from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
+from facebias.run.liveness import mark_dead_children
 from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import end_run, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
@@ -97,6 +98,9 @@ class SweepTracking(Callback):
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_json(sweep_dir / PARENT_FILE, {"parent_run_id": self.parent_run_id})
+        marked = mark_dead_children(tracking_config, base_dir, self.parent_run_id, "the rerun of its sweep")
+        if marked:
+            log.warning("job run(s) %s of this sweep died without ending: marked KILLED", ", ".join(marked))
         log.info("MLflow parent run of this sweep: %s (%s)", self.parent_run_id, name)
         atexit.register(self._finish, tracking_config, base_dir, sweep_dir, False)
 
@@ -133,6 +137,7 @@ class SweepTracking(Callback):
         from facebias.report.render import format_markdown
 
         uri = resolve_tracking_uri(tracking_config, base_dir)
+        log.info("writing the results table of the sweep")
         try:
             table = report_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "report")
         except FacebiasError as error:

@@ -37,6 +37,7 @@ STAGE1_EPOCHS = 4
 """Stage 1 runs all its max_epochs_cap epochs: its patience (5) exceeds them."""
 REL_TOLERANCE = 1e-4
 EVALUATION_LINE = "evaluating the validation and test splits"
+ARTIFACTS_LINE = "writing the run's artifacts"
 """What a run prints when its last stage is over and its final evaluation begins."""
 
 
@@ -145,11 +146,15 @@ def test_the_resumed_run_ends_where_an_uninterrupted_one_does(resumed, reference
 
 
 @pytest.mark.slow
-def test_a_run_killed_during_its_evaluation_resumes_to_the_same_metrics(tmp_path: Path, reference) -> None:
-    _kill_at(tmp_path, lambda line: line.startswith(EVALUATION_LINE))
+@pytest.mark.parametrize("marker", [EVALUATION_LINE, ARTIFACTS_LINE])
+def test_a_run_killed_during_its_evaluation_or_artifacts_resumes_to_the_same_metrics(
+    tmp_path: Path, reference, marker: str
+) -> None:
+    _kill_at(tmp_path, lambda line: line.startswith(marker))
     _, runs = store_runs(tmp_path)
     assert [r.info.status for r in runs] == ["RUNNING"]
-    assert not any(key.startswith(("val/", "test/")) for key in runs[0].data.metrics), "killed before the metrics"
+    logged = any(key.startswith(("val/", "test/")) for key in runs[0].data.metrics)
+    assert logged == (marker == ARTIFACTS_LINE), "killed before the final metrics, or after them"
     result = _train(tmp_path, "resume=auto")
     assert f"resuming run {runs[0].info.run_id}" in result.stdout
     client, runs = store_runs(tmp_path)

@@ -4,6 +4,10 @@ a failing job that does not stop the others, and resuming a sweep that trains on
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +177,51 @@ def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Pa
     result = RunResult("r", {"val/mae": 7.5, "test/mae": 6.25}, tmp_path, "")
     returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {})
     assert returned == 7.5
+
+
+def _sweep_killed_at(cwd: Path, marker: str, count: int) -> None:
+    """Start a two-job quick sweep (one process) and SIGKILL it at its `count`-th line containing `marker`."""
+    process = subprocess.Popen([sys.executable, "-m", "facebias.train", *TWO_JOBS], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    try:
+        seen = 0
+        for line in process.stdout:
+            seen += marker in line
+            if seen == count:
+                break
+        else:
+            pytest.fail(f"the sweep ended before {marker!r} appeared {count} time(s)")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.stdout.close()
+
+
+TWO_JOBS = ["-m", "seed=0,1", "trainer=smoke", *QUICK_DATA, "sweep_name=killed"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("marker", "count", "retrained"), [
+    ("writing the run's artifacts", 2, 1),  # in the second job: its child run is left RUNNING by a dead process
+    ("writing the results table of the sweep", 1, 0),  # in the sweep's report: both children are FINISHED
+])
+def test_a_killed_sweep_is_completed_by_its_own_command(tmp_path: Path, marker: str, count: int,
+                                                        retrained: int) -> None:
+    _sweep_killed_at(tmp_path, marker, count)
+    client, experiment_id = _client(tmp_path)
+    before = {run.info.run_id: run.info.status for run in client.search_runs([experiment_id])}
+    assert "RUNNING" in before.values(), "a SIGKILLed sweep cannot end its runs"
+    result = run_facebias(tmp_path, *TWO_JOBS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (parent,) = _parents(tmp_path)
+    assert parent.info.status == "FINISHED"
+    children = _children(tmp_path, parent.info.run_id)
+    statuses = sorted((child.data.tags["facebias.seed"], child.info.status) for child in children)
+    assert statuses == sorted([("0", "FINISHED"), ("1", "FINISHED")] + [("1", "KILLED")] * retrained)
+    for child in children:
+        if child.info.status == "KILLED":
+            assert "found by the rerun of its sweep" in child.data.tags["facebias.killed_reason"]
+    assert len(children) == 2 + retrained, "a finished job is skipped, never trained twice"
+    assert any(a.path == "report/results.md" for a in client.list_artifacts(parent.info.run_id, "report"))
+    assert client.search_runs([experiment_id], "attributes.status = 'RUNNING'") == []
