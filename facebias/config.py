@@ -7,6 +7,7 @@ sentence that names the key, the value and what would be accepted.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from numbers import Integral
 from typing import Any
@@ -265,11 +266,17 @@ def _validate_backbone(backbone: BackboneConfig) -> None:
     PREPROCESSINGS.get(backbone.preprocessing)
 
 
-def _validate_tracking(tracking: TrackingConfig) -> None:
-    scheme = urlparse(tracking.uri or "").scheme.partition("+")[0]
-    _check(scheme in TRACKING_SCHEMES, f"tracking.uri={tracking.uri!r} is not a store MLflow can track to; "
+def _check_store_uri(key: str, uri: str | None) -> None:
+    scheme = urlparse(uri or "").scheme.partition("+")[0]
+    _check(scheme in TRACKING_SCHEMES, f"{key}={uri!r} is not a store MLflow can track to; "
            "accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
            "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/mlflow.db.")
+
+
+def _validate_tracking(tracking: TrackingConfig) -> None:
+    _check_store_uri("tracking.uri", tracking.uri)
+    if tracking.enabled and os.environ.get("MLFLOW_TRACKING_URI"):
+        _check_store_uri("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])
     _check(bool(tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
     _check(tracking.offline_after_s >= 0, f"tracking.offline_after_s={tracking.offline_after_s} is "
            "invalid: use a number of seconds >= 0.")

@@ -106,3 +106,10 @@ def test_a_new_schedule_needs_only_a_yaml_file(tmp_path: Path) -> None:
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         config = to_train_config(compose(config_name="train", overrides=["schedule=warmup_then_all"]))
     assert [s.trainable for s in config.schedule.stages] == ["head", "all"]
+
+
+def test_a_tracking_uri_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "ftp://x")
+    with pytest.raises(ConfigError, match=r"^MLFLOW_TRACKING_URI='ftp://x' is not a store MLflow can track to; "):
+        to_train_config(compose_train())
+    to_train_config(compose_train(["tracking=none"]))  # not used without tracking: not checked
