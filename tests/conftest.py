@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,22 @@ def store_runs(cwd: Path) -> tuple[MlflowClient, list]:
     client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facebias")
     return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def kill_at(command: list[str], cwd: Path, marker: Callable[[str], bool], count: int = 1) -> None:
+    """Start `command` in `cwd` and SIGKILL it as soon as it has printed its `count`-th line that `marker` accepts."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        seen = 0
+        for line in process.stdout:
+            seen += marker(line)
+            if seen == count:
+                break
+        else:
+            pytest.fail(f"{' '.join(command[1:])} ended before printing the marker line {count} time(s)")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.stdout.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import store_runs
+from conftest import kill_at, store_runs
 
 from facebias.training.checkpoint import (
     Checkpoint,
@@ -37,8 +36,9 @@ STAGE1_EPOCHS = 4
 """Stage 1 runs all its max_epochs_cap epochs: its patience (5) exceeds them."""
 REL_TOLERANCE = 1e-4
 EVALUATION_LINE = "evaluating the validation and test splits"
-ARTIFACTS_LINE = "writing the run's artifacts"
 """What a run prints when its last stage is over and its final evaluation begins."""
+ARTIFACTS_LINE = "writing the run's artifacts"
+"""What a run prints when its final metrics are logged and its artifacts are about to be written."""
 
 
 def _env() -> dict[str, str]:
@@ -55,21 +55,7 @@ def _train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 def _kill_at(cwd: Path, marker: Callable[[str], bool], count: int = 1, *overrides: str) -> None:
     """Start the run and SIGKILL it as soon as it has printed its `count`-th line that `marker` accepts."""
-    process = subprocess.Popen([*COMMAND, *overrides], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=_env())
-    try:
-        seen = 0
-        for line in process.stdout:
-            seen += marker(line)
-            if seen == count:
-                break
-        else:
-            pytest.fail(f"training ended before the marker line {count} times")
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-        process.stdout.close()
+    kill_at([*COMMAND, *overrides], cwd, marker, count)
 
 
 def _kill_in_stage_two(cwd: Path) -> None:

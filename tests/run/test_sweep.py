@@ -4,14 +4,11 @@ a failing job that does not stop the others, and resuming a sweep that trains on
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONF_DIR, QUICK_DATA, compose_train, run_facebias
+from conftest import CONF_DIR, QUICK_DATA, compose_train, kill_at, run_facebias
 from mlflow.tracking import MlflowClient
 
 TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
@@ -181,21 +178,7 @@ def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Pa
 
 def _sweep_killed_at(cwd: Path, marker: str, count: int) -> None:
     """Start a two-job quick sweep (one process) and SIGKILL it at its `count`-th line containing `marker`."""
-    process = subprocess.Popen([sys.executable, "-m", "facebias.train", *TWO_JOBS], cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
-    try:
-        seen = 0
-        for line in process.stdout:
-            seen += marker in line
-            if seen == count:
-                break
-        else:
-            pytest.fail(f"the sweep ended before {marker!r} appeared {count} time(s)")
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-        process.stdout.close()
+    kill_at([sys.executable, "-m", "facebias.train", *TWO_JOBS], cwd, lambda line: marker in line, count)
 
 
 TWO_JOBS = ["-m", "seed=0,1", "trainer=smoke", *QUICK_DATA, "sweep_name=killed"]
