@@ -105,3 +105,12 @@ def test_bias_within_its_noise_floor_is_marked() -> None:
     gender = [line.split(" | ")[7] for line in lines[2:]]
     assert gender[0].endswith(" †") and "†" not in gender[1]
     assert np.isnan(table.loc[0, "Age Bias p"]), "no null logged: no mark"
+
+
+def test_error_bars_are_the_intervals_around_the_means() -> None:
+    from facebias.report.plot import _error_bars
+
+    table = pd.DataFrame({"MAE": [7.0, 0.04], "MAE low": [6.5, 0.11], "MAE high": [8.0, 6.04]})
+    # the second interval lies above its (upward-biased) mean: its lower bar is drawn as 0, never negative
+    assert _error_bars(table, "MAE").ravel().tolist() == pytest.approx([0.5, 0.0, 1.0, 6.0])
+    assert _error_bars(table.assign(**{"MAE low": np.nan, "MAE high": np.nan}), "MAE") is None
