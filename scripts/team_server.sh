@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# A team MLflow tracking server on this Debian machine: PostgreSQL 15 backend store, artifacts served by the server
+# (--serve-artifacts), MLflow's basic-auth app with an admin user.
+#   sudo scripts/team_server.sh start    # installs Debian's postgresql if missing; last line: the tracking URI
+#   sudo scripts/team_server.sh stop
+# The server runs with the `python` on PATH (the environment facebias is installed in, with psycopg2-binary and
+# mlflow[auth]). Settings (environment variables):
+#   FACEBIAS_TEAM_SERVER_DIR   state: artifacts/, admin_password, server.log (default /var/lib/facebias-team-server)
+#   FACEBIAS_TEAM_SERVER_HOST  address to bind (default 127.0.0.1: this machine only; see README before changing it)
+#   FACEBIAS_TEAM_SERVER_PORT  port (default 5000)
+#   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
+#   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)
+# The admin password is created at the first start and kept in <dir>/admin_password (readable by root only).
+# Running `start` again is harmless: a server already answering is left as it is.
+set -euo pipefail
+
+STATE=${FACEBIAS_TEAM_SERVER_DIR:-/var/lib/facebias-team-server}
+HOST=${FACEBIAS_TEAM_SERVER_HOST:-127.0.0.1}
+PORT=${FACEBIAS_TEAM_SERVER_PORT:-5000}
+DB=${FACEBIAS_TEAM_SERVER_DB:-mlflow}
+WORKERS=${FACEBIAS_TEAM_SERVER_WORKERS:-4}
+PG_VERSION=15
+URI="http://$HOST:$PORT"
+
+die() { echo "team_server.sh: $*" >&2; exit 1; }
+say() { echo "team_server.sh: $*"; }
+
+secret() {  # secret FILE: a random token kept in FILE (created once, mode 600)
+  [ -s "$1" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$1")
+  cat "$1"
+}
+
+healthy() { python - "$URI/health" <<'PY' >/dev/null 2>&1
+import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)
+PY
+}
+
+start_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 || [ ! -x "/usr/lib/postgresql/$PG_VERSION/bin/postgres" ]; then
+    say "installing postgresql-$PG_VERSION"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "postgresql-$PG_VERSION" >/dev/null
+  fi
+  pg_lsclusters -h | grep -q "^$PG_VERSION main " || pg_createcluster "$PG_VERSION" main >/dev/null
+  pg_lsclusters -h | grep -q "^$PG_VERSION main .* online" || pg_ctlcluster "$PG_VERSION" main start
+  local password
+  password=$(secret "$STATE/db_password")
+  runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<SQL
+SELECT 'CREATE ROLE "$DB" LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB')\gexec
+ALTER ROLE "$DB" PASSWORD '$password';
+SELECT 'CREATE DATABASE "$DB" OWNER "$DB"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB')\gexec
+SELECT 'CREATE DATABASE "${DB}_auth" OWNER "$DB"'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '${DB}_auth')\gexec
+SQL
+}
+
+start() {
+  [ "$(id -u)" -eq 0 ] || die "run it as root (it installs and starts PostgreSQL)"
+  python -c "import mlflow, psycopg2, flask_wtf" 2>/dev/null \
+    || die "the python on PATH ($(command -v python)) lacks mlflow, psycopg2 or Flask-WTF: pip install 'mlflow[auth]' psycopg2-binary"
+  mkdir -p "$STATE/artifacts" && chmod 700 "$STATE"
+  start_postgres
+  if healthy; then
+    say "a server already answers at $URI"
+  else
+    local store="postgresql+psycopg2://$DB:$(cat "$STATE/db_password")@127.0.0.1:5432"
+    (umask 077 && cat >"$STATE/basic_auth.ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = $store/${DB}_auth
+admin_username = admin
+admin_password = $(secret "$STATE/admin_password")
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+)
+    MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" MLFLOW_FLASK_SERVER_SECRET_KEY=$(secret "$STATE/secret_key") \
+      setsid python -m mlflow server --app-name basic-auth --backend-store-uri "$store/$DB" \
+      --serve-artifacts --artifacts-destination "$STATE/artifacts" \
+      --host "$HOST" --port "$PORT" --workers "$WORKERS" >>"$STATE/server.log" 2>&1 </dev/null &
+    echo $! >"$STATE/server.pid"
+    for _ in $(seq 240); do
+      healthy && break
+      kill -0 "$(cat "$STATE/server.pid")" 2>/dev/null || die "the server stopped: see $STATE/server.log"
+      sleep 0.5
+    done
+    healthy || die "the server did not answer at $URI within 120 s: see $STATE/server.log"
+  fi
+  say "MLflow tracking server on PostgreSQL $PG_VERSION (database $DB), artifacts in $STATE/artifacts"
+  say "log in as: export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=\$(cat $STATE/admin_password)"
+  echo "$URI"
+}
+
+stop() {
+  [ "$(id -u)" -eq 0 ] || die "run it as root"
+  if [ -s "$STATE/server.pid" ] && kill -0 "$(cat "$STATE/server.pid")" 2>/dev/null; then
+    local group
+    group=$(cat "$STATE/server.pid")
+    kill -TERM -- "-$group"
+    for _ in $(seq 20); do kill -0 -- "-$group" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$group" 2>/dev/null || true
+  fi
+  rm -f "$STATE/server.pid"
+  if [ "${1:-}" != "--keep-database" ] && pg_lsclusters -h 2>/dev/null | grep -q "^$PG_VERSION main .* online"; then
+    pg_ctlcluster "$PG_VERSION" main stop
+  fi
+  say "stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop "${2:-}" ;;
+  *) die "usage: $0 start | stop [--keep-database]" ;;
+esac
