@@ -62,7 +62,8 @@ class JobOutcome:
         return f"job {self.num} ({overrides}): {self.error}"
 
 
-def _write_outcome(sweep_dir: Path, outcome: JobOutcome) -> None:
+def write_outcome(sweep_dir: Path, outcome: JobOutcome) -> None:
+    """Write (or replace) the outcome file of one job of a sweep."""
     write_json(sweep_dir / JOBS_FOLDER / f"{outcome.num}.json", outcome.__dict__)
 
 
@@ -123,9 +124,13 @@ class SweepTracking(Callback):
         if self.finished or self.parent_run_id is None:
             return []
         self.finished = True
+        wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
+        marked = mark_dead_children(tracking_config, base_dir, self.parent_run_id, "the end of its sweep")
+        if marked:
+            log.warning("job run(s) %s of this sweep ended without ending their run (e.g. cancelled): marked KILLED",
+                        ", ".join(marked))
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
-        wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
         self._attach_report(tracking_config, base_dir, sweep_dir)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
         end_run(tracking_config, base_dir, self.parent_run_id, status, tags)
@@ -178,7 +183,7 @@ def run_sweep_job(
             done = finished_child(config.tracking, Path.cwd(), parent_run_id, {identity.FINGERPRINT_TAG: fingerprint})
             if done is not None:
                 log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)
-                _write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
+                write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
                 return done.data.metrics.get(OBJECTIVE)
         result = train(config, parent_run_id=parent_run_id, extra_tags=job_tags, on_run_open=opened.append)
     except KeyboardInterrupt:
@@ -189,7 +194,7 @@ def run_sweep_job(
         if not opened and parent_run_id and resolved.get("tracking", {}).get("enabled"):
             tracking_config = TrackingConfig(**resolved["tracking"])
             opened.append(record_failed_run(tracking_config, Path.cwd(), run_name, job_tags, parent_run_id, message))
-        _write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
+        write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
         return None
-    _write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))
+    write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))
     return result.metrics.get(OBJECTIVE)

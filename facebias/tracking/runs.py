@@ -39,6 +39,8 @@ def open_mlflow_run(
         if resume_run_id is not None:
             with_retries(lambda: client.update_run(resume_run_id, status="RUNNING"), "reopen the MLflow run")
             run = with_retries(lambda: client.get_run(resume_run_id), "read the MLflow run")
+            if "error" in run.data.tags:  # the interruption it is resumed from
+                with_retries(lambda: client.delete_tag(resume_run_id, "error"), "clear the run's error tag")
             experiment = run.info.experiment_id
         else:
             run = with_retries(lambda: client.create_run(experiment, run_name=run_name, tags=all_tags),
@@ -79,7 +81,8 @@ def tracked_run(
     on_open: Callable[[str], None] | None = None,
     resume_run_id: str | None = None,
 ) -> Iterator[Recorder]:
-    """A run that always ends: FINISHED on success, KILLED on Ctrl-C, FAILED (error logged) on any error.
+    """A run that always ends: FINISHED on success, KILLED on Ctrl-C or an exit request, FAILED (error logged) on
+    any error.
 
     `on_open(run_id)` is called as soon as the run exists. If the tracking server goes away, records are kept
     and resent; past `config.offline_after_s` the run is written to <output_dir>/tracking_offline/ instead.
@@ -95,9 +98,10 @@ def tracked_run(
     try:
         recorder.log_params(params)
         yield recorder
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as interruption:
+        # Ctrl-C, or a process told to exit mid-run (submitit does so when Slurm preempts a job or its time is up)
         try:
-            recorder.set_tags({"error": "interrupted (KeyboardInterrupt)"})
+            recorder.set_tags({"error": f"interrupted ({type(interruption).__name__})"})
         finally:
             recorder.terminate("KILLED", wait=False)
         raise

@@ -1,0 +1,326 @@
+"""Slurm for real: a one-node cluster (scripts/local_slurm.sh) and a team MLflow server on PostgreSQL
+(scripts/team_server.sh). The quick grid runs as one job array recording into the server; a job preempted in
+stage 2 comes back by itself and continues its run; a job cancelled for good fails only itself.
+
+Skipped only on a machine that cannot run the daemons (not root, or not Debian); CI runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import CONF_DIR, QUICK_DATA, REPO_ROOT
+from mlflow.tracking import MlflowClient
+from mlflow_server import free_port
+
+SCRIPTS = REPO_ROOT / "scripts"
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("exp*.yaml"))
+TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
+GRID_PARALLELISM = 4
+EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
+"""Keras' line at the end of an epoch (verbose=2)."""
+PREEMPT_RUN = ["trainer=smoke", *QUICK_DATA, "schedule=three_stage", "trainer.max_epochs_cap=4",
+               "trainer.deterministic=true", "trainer.verbose=2"]
+STAGE1_EPOCHS = 4
+"""Stage 1 of PREEMPT_RUN runs all its max_epochs_cap epochs: its patience (5) exceeds them."""
+
+
+def _cannot_run_daemons() -> str | None:
+    if os.geteuid() != 0:
+        return "starting Slurm and PostgreSQL needs root (scripts/local_slurm.sh, scripts/team_server.sh)"
+    if shutil.which("apt-get") is None or shutil.which("runuser") is None:
+        return "scripts/local_slurm.sh and scripts/team_server.sh need a Debian machine (apt-get, runuser)"
+    return None
+
+
+def _script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run scripts/NAME ARGS; its output, or the test fails with it."""
+    result = subprocess.run(["bash", str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=900,
+                            env=env)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/{name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The one-node Slurm cluster of scripts/local_slurm.sh, started if it does not run (and left running)."""
+    reason = _cannot_run_daemons()
+    if reason:
+        pytest.skip(reason)
+    _script("local_slurm.sh", "start")
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    uri: str
+    password: str
+    database: str
+
+    def env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_TRACKING_USERNAME": "admin",
+                "MLFLOW_TRACKING_PASSWORD": self.password}
+
+    def sql(self, query: str) -> list[str]:
+        """Rows of `query` run on the server's PostgreSQL database, as psql prints them unaligned."""
+        result = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-d", self.database, "-Atc", query],
+                                capture_output=True, text=True, check=True, timeout=60)
+        return result.stdout.splitlines()
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
+    """scripts/team_server.sh on a free port, with its own state folder and PostgreSQL database (dropped after)."""
+    reason = _cannot_run_daemons()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("team-server")
+    database = f"facebias_test_{secrets.token_hex(4)}"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "FACEBIAS_TEAM_SERVER_DIR": str(root), "FACEBIAS_TEAM_SERVER_PORT": str(free_port()),
+           "FACEBIAS_TEAM_SERVER_DB": database}
+    uri = _script("team_server.sh", "start", env=env).strip().splitlines()[-1]
+    try:
+        yield TeamServer(uri, (root / "admin_password").read_text().strip(), database)
+    finally:
+        _script("team_server.sh", "stop", "--keep-database", env=env)
+        for name in (database, f"{database}_auth"):
+            subprocess.run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", name], timeout=60)
+
+
+def _sweep_dir(cwd: Path) -> Path:
+    (folder,) = (cwd / "multirun").glob("*/*/")
+    return folder
+
+
+def _array_tasks(sweep_dir: Path) -> dict[int, str]:
+    """Array task index → Slurm job id (<array>_<index>) of the jobs a sweep submitted."""
+    names = [p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name)]
+    return {int(name.split("_")[1]): name for name in names}
+
+
+def _sacct(job: str, *fields: str, duplicates: bool = False) -> list[list[str]]:
+    command = ["sacct", "-j", job, "-X", "-n", "-P", "-o", ",".join(fields), *(["-D"] if duplicates else [])]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    return [line.split("|") for line in output.splitlines()]
+
+
+@pytest.fixture(scope="session")
+def slurm_grid(slurm_cluster: None, team_server: TeamServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder from which the quick grid ran as one Slurm job array, 4 jobs at a time, into the team server."""
+    cwd = tmp_path_factory.mktemp("slurm-grid")
+    result = subprocess.run(
+        [sys.executable, "-m", "facebias.train", "+sweep=paper_grid_quick", *QUICK_DATA, "hydra/launcher=slurm",
+         "hydra.sweeper.max_batch_size=null", f"hydra.launcher.array_parallelism={GRID_PARALLELISM}"],
+        cwd=cwd, capture_output=True, text=True, env={**os.environ, **team_server.env()}, timeout=1500)
+    (cwd / "sweep.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        pytest.fail(f"the quick grid on Slurm failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return cwd
+
+
+@pytest.fixture
+def server_client(team_server: TeamServer, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    for key, value in team_server.env().items():
+        monkeypatch.setenv(key, value)
+    return MlflowClient(team_server.uri)
+
+
+def _grid_runs(client: MlflowClient) -> tuple:
+    experiment = client.get_experiment_by_name("facebias")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, children
+
+
+def _most_at_once(intervals: list[tuple[str, str]]) -> int:
+    """The most intervals [start, end) that overlap at one instant (ISO timestamps)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.slow
+def test_the_grid_is_one_slurm_array_four_jobs_at_a_time(slurm_grid: Path) -> None:
+    tasks = _array_tasks(_sweep_dir(slurm_grid))
+    assert sorted(tasks) == list(range(8))
+    (array,) = {job.split("_")[0] for job in tasks.values()}
+    rows = _sacct(array, "JobID", "State", "Start", "End")
+    assert sorted(row[0] for row in rows) == sorted(tasks.values())
+    assert {row[1] for row in rows} == {"COMPLETED"}
+    assert _most_at_once([(row[2], row[3]) for row in rows]) == GRID_PARALLELISM
+
+
+@pytest.mark.slow
+def test_the_grid_records_every_run_into_postgresql(slurm_grid: Path, server_client: MlflowClient,
+                                                   team_server: TeamServer) -> None:
+    parent, children = _grid_runs(server_client)
+    assert (parent.info.run_name, parent.info.status) == ("paper_grid_quick", "FINISHED")
+    assert sorted(c.data.tags["facebias.experiment"] for c in children) == EXPERIMENTS
+    assert {c.info.status for c in children} == {"FINISHED"}
+    # the rows are in PostgreSQL itself: 9 finished runs, each with its 5 test metrics
+    assert team_server.sql("SELECT status, count(*) FROM runs GROUP BY status") == ["FINISHED|9"]
+    counts = team_server.sql("SELECT count(DISTINCT run_uuid) FROM latest_metrics WHERE key IN "
+                             f"({', '.join(repr(m) for m in TEST_METRICS)}) GROUP BY key")
+    assert counts == ["8"] * len(TEST_METRICS)
+    for child in children:
+        assert set(TEST_METRICS) <= set(child.data.metrics)
+        assert child.info.artifact_uri.startswith("mlflow-artifacts:"), "artifacts go through the server"
+        predictions = pd.read_csv(server_client.download_artifacts(child.info.run_id, "predictions_test.csv",
+                                                                   str(slurm_grid)))
+        mae = (predictions["predicted_age"] - predictions["apparent_age"]).abs().mean()
+        assert child.data.metrics["test/mae"] == pytest.approx(mae, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_the_report_against_the_server_reproduces_the_sweeps_table(
+    slurm_grid: Path, server_client: MlflowClient, team_server: TeamServer, tmp_path: Path
+) -> None:
+    result = subprocess.run([sys.executable, "-m", "facebias.report", "--tracking-uri", team_server.uri, "--out",
+                             str(tmp_path / "report"), "--no-log"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, **team_server.env()}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = _grid_runs(server_client)
+    attached = server_client.download_artifacts(parent.info.run_id, "report/results.csv", str(tmp_path))
+    table = pd.read_csv(tmp_path / "report" / "results.csv")
+    pd.testing.assert_frame_equal(table, pd.read_csv(attached))
+    maes = {c.data.tags["facebias.experiment"]: c.data.metrics["test/mae"] for c in children}
+    assert dict(zip(table["Experiment"], table["MAE"], strict=True)) == pytest.approx(maes, rel=1e-12)
+    assert set(table["n"]) == {1}
+    for experiment in EXPERIMENTS:
+        assert f"| {experiment} |" in result.stdout
+
+
+def _follow(path: Path, deadline: float) -> Iterator[str]:
+    """The lines of a growing file, as they are written, until `deadline` (time.monotonic)."""
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.1)
+    with path.open() as stream:
+        while time.monotonic() < deadline:
+            line = stream.readline()
+            if line.endswith("\n"):
+                yield line
+            else:
+                time.sleep(0.05)
+    pytest.fail(f"{path} did not print the expected line in time")
+
+
+def _job_log(sweep_dir: Path, task: int, deadline: float) -> Path:
+    while time.monotonic() < deadline:
+        if (sweep_dir / ".submitit").is_dir() and task in _array_tasks(sweep_dir):
+            job = _array_tasks(sweep_dir)[task]
+            return sweep_dir / ".submitit" / job / f"{job}_0_log.out"
+        time.sleep(0.2)
+    pytest.fail(f"job {task} of the sweep in {sweep_dir} was never submitted")
+
+
+@pytest.fixture(scope="session")
+def preempted_sweep(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A two-job Slurm sweep (seeds 0 and 1, resume=auto): job 0 is sent USR2 (what Slurm sends before preempting
+    a job or at its time limit) right after its first stage-2 epoch, job 1 is cancelled for good after its first
+    epoch. Beside it, seed 0 uninterrupted, locally. Returns the sweep folder, the reference folder, stderr."""
+    cwd, reference = tmp_path_factory.mktemp("preempted"), tmp_path_factory.mktemp("uninterrupted")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (reference / "train.out").open("w") as out:
+        local = subprocess.Popen([sys.executable, "-m", "facebias.train", *PREEMPT_RUN, "seed=0"], cwd=reference,
+                                 stdout=out, stderr=subprocess.STDOUT, env=env)
+    with (cwd / "sweep.err").open("w") as err:
+        sweep = subprocess.Popen([sys.executable, "-m", "facebias.train", "-m", *PREEMPT_RUN, "seed=0,1",
+                                  "resume=auto", "hydra/launcher=slurm", "hydra.sweeper.max_batch_size=null"],
+                                 cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    try:
+        deadline = time.monotonic() + 600
+        while not list((cwd / "multirun").glob("*/*/.submitit")):
+            assert sweep.poll() is None, (cwd / "sweep.err").read_text()[-3000:]
+            time.sleep(0.2)
+        sweep_dir = _sweep_dir(cwd)
+        logs = {task: _job_log(sweep_dir, task, deadline) for task in (0, 1)}
+        jobs = _array_tasks(sweep_dir)
+        next(line for line in _follow(logs[1], deadline) if EPOCH_LINE.match(line))
+        subprocess.run(["scancel", jobs[1]], check=True, timeout=60)
+        epochs = (line for line in _follow(logs[0], deadline) if EPOCH_LINE.match(line))
+        for _ in range(STAGE1_EPOCHS + 1):
+            next(epochs)
+        subprocess.run(["scancel", "--signal=USR2", jobs[0]], check=True, timeout=60)
+        sweep.wait(timeout=900)
+        local.wait(timeout=900)
+    finally:
+        sweep.kill()
+        local.kill()
+    stderr = (cwd / "sweep.err").read_text()
+    assert local.returncode == 0, (reference / "train.out").read_text()[-3000:]
+    assert sweep.returncode == 1, stderr[-3000:]
+    return sweep_dir, reference, stderr
+
+
+def _sqlite_runs(cwd: Path) -> list:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("facebias")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.mark.slow
+def test_a_preempted_job_comes_back_and_continues_its_run(preempted_sweep) -> None:
+    sweep_dir, _, _ = preempted_sweep
+    job = _array_tasks(sweep_dir)[0]
+    assert [row[0] for row in _sacct(job, "State", duplicates=True)] == ["REQUEUED", "COMPLETED"]
+    log = (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
+    assert "Caught signal SIGUSR2" in log
+    runs = [r for r in _sqlite_runs(sweep_dir.parents[2]) if r.data.params.get("seed") == "0"]
+    assert [r.info.status for r in runs] == ["FINISHED"], "the requeued job continued the same MLflow run"
+    assert f"resuming run {runs[0].info.run_id} from its checkpoint" in log
+    assert re.search(r"\(stage 2, [1-3] epoch\(s\) done in it\)", log), "interrupted in stage 2"
+    assert "error" not in runs[0].data.tags
+
+
+@pytest.mark.slow
+def test_the_resumed_job_trains_no_epoch_twice_and_ends_where_an_uninterrupted_run_does(preempted_sweep) -> None:
+    sweep_dir, reference_dir, _ = preempted_sweep
+    client = MlflowClient(f"sqlite:///{sweep_dir.parents[2] / 'mlruns' / 'mlflow.db'}")
+    (run,) = [r for r in _sqlite_runs(sweep_dir.parents[2]) if r.data.params.get("seed") == "0"]
+    total = 0
+    for stage in (1, 2, 3):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, f"stage{stage}/loss")]
+        assert sorted(steps) == list(range(len(steps))) and steps, f"stage{stage}/loss: {steps}"
+        total += len(steps)
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "epoch/loss")) == list(range(total))
+    (reference,) = _sqlite_runs(reference_dir)
+    finals = sorted(key for key in reference.data.metrics if key.startswith(("test/", "val/", "stage")))
+    assert finals
+    for key in finals:
+        assert run.data.metrics[key] == pytest.approx(reference.data.metrics[key], rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_a_job_cancelled_for_good_is_a_killed_child_named_by_the_sweep(preempted_sweep) -> None:
+    sweep_dir, _, stderr = preempted_sweep
+    job = _array_tasks(sweep_dir)[1]
+    assert _sacct(job, "State")[0][0].startswith("CANCELLED")
+    runs = _sqlite_runs(sweep_dir.parents[2])
+    (parent,) = [r for r in runs if r.data.tags.get("facebias.role") == "sweep"]
+    (cancelled,) = [r for r in runs if r.data.params.get("seed") == "1"]
+    assert parent.info.status == "FAILED"
+    named = re.compile(rf"job 1 \([^)]*seed=1[^)]*\): Slurm job {job} ended CANCELLED")
+    assert named.match(parent.data.tags["facebias.failed_jobs"]), parent.data.tags["facebias.failed_jobs"]
+    assert "error: 1 job(s) of the sweep failed (the others ran): job 1 (" in stderr
+    assert named.search(stderr)
+    assert cancelled.info.status == "KILLED"
+    assert cancelled.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert "found by the end of its sweep" in cancelled.data.tags["facebias.killed_reason"]
