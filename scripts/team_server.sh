@@ -64,7 +64,8 @@ start() {
   if healthy; then
     say "a server already answers at $URI"
   else
-    local store="postgresql+psycopg2://$DB:$(cat "$STATE/db_password")@127.0.0.1:5432"
+    # The password reaches libpq through PGPASSWORD, not the command line (which every local user can read).
+    local store="postgresql+psycopg2://$DB@127.0.0.1:5432"
     (umask 077 && cat >"$STATE/basic_auth.ini" <<INI
 [mlflow]
 default_permission = READ
@@ -74,7 +75,8 @@ admin_password = $(secret "$STATE/admin_password")
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 INI
 )
-    MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" MLFLOW_FLASK_SERVER_SECRET_KEY=$(secret "$STATE/secret_key") \
+    PGPASSWORD=$(cat "$STATE/db_password") MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \
+      MLFLOW_FLASK_SERVER_SECRET_KEY=$(secret "$STATE/secret_key") \
       setsid python -m mlflow server --app-name basic-auth --backend-store-uri "$store/$DB" \
       --serve-artifacts --artifacts-destination "$STATE/artifacts" \
       --host "$HOST" --port "$PORT" --workers "$WORKERS" >>"$STATE/server.log" 2>&1 </dev/null &

@@ -8,6 +8,7 @@ before it is used (`facebias.tracking.server`), so an unreachable one fails with
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,11 @@ from pathlib import Path
 from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
 from facebias.tracking.server import access_error, check_server, is_http
+
+log = logging.getLogger(__name__)
+
+RETRY_MESSAGE = "the tracking store is busy"
+"""How a retried store request starts its log line (benchmarks/parallel_tracking_stores.py counts them)."""
 
 
 def resolve_tracking_uri(config: TrackingConfig, base_dir: Path) -> str:
@@ -55,7 +61,10 @@ def with_retries(action, what: str, attempts: int = 10):
         except Exception as error:
             if not any(marker in str(error) for marker in TRANSIENT_STORE_ERRORS) or attempt == attempts - 1:
                 raise
-            time.sleep(min(0.1 * 2**attempt, 5.0))
+            pause = min(0.1 * 2**attempt, 5.0)
+            log.info("%s (%s): %s again in %.1f s", RETRY_MESSAGE, str(error).strip().splitlines()[0][:200], what,
+                     pause)
+            time.sleep(pause)
     raise TrackingError(f"could not {what}")
 
 
