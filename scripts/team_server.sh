@@ -10,6 +10,7 @@
 #   FACEBIAS_TEAM_SERVER_PORT  port (default 5000)
 #   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
 #   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)
+#   FACEBIAS_TEAM_SERVER_START_TIMEOUT_S  how long to wait for the server to answer (default 300)
 # The admin password is created at the first start and kept in <dir>/admin_password (readable by root only).
 # Running `start` again is harmless: a server already answering is left as it is.
 set -euo pipefail
@@ -19,6 +20,7 @@ HOST=${FACEBIAS_TEAM_SERVER_HOST:-127.0.0.1}
 PORT=${FACEBIAS_TEAM_SERVER_PORT:-5000}
 DB=${FACEBIAS_TEAM_SERVER_DB:-mlflow}
 WORKERS=${FACEBIAS_TEAM_SERVER_WORKERS:-4}
+START_TIMEOUT_S=${FACEBIAS_TEAM_SERVER_START_TIMEOUT_S:-300}
 PG_VERSION=15
 URI="http://$HOST:$PORT"
 
@@ -81,20 +83,19 @@ INI
       --serve-artifacts --artifacts-destination "$STATE/artifacts" \
       --host "$HOST" --port "$PORT" --workers "$WORKERS" >>"$STATE/server.log" 2>&1 </dev/null &
     echo $! >"$STATE/server.pid"
-    for _ in $(seq 240); do
+    for _ in $(seq $((START_TIMEOUT_S * 2))); do
       healthy && break
       kill -0 "$(cat "$STATE/server.pid")" 2>/dev/null || die "the server stopped: see $STATE/server.log"
       sleep 0.5
     done
-    healthy || die "the server did not answer at $URI within 120 s: see $STATE/server.log"
+    healthy || { stop_server; die "the server did not answer at $URI within $START_TIMEOUT_S s: see $STATE/server.log"; }
   fi
   say "MLflow tracking server on PostgreSQL $PG_VERSION (database $DB), artifacts in $STATE/artifacts"
   say "log in as: export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=\$(cat $STATE/admin_password)"
   echo "$URI"
 }
 
-stop() {
-  [ "$(id -u)" -eq 0 ] || die "run it as root"
+stop_server() {  # end the server's process group (the server and its workers)
   if [ -s "$STATE/server.pid" ] && kill -0 "$(cat "$STATE/server.pid")" 2>/dev/null; then
     local group
     group=$(cat "$STATE/server.pid")
@@ -103,6 +104,11 @@ stop() {
     kill -KILL -- "-$group" 2>/dev/null || true
   fi
   rm -f "$STATE/server.pid"
+}
+
+stop() {
+  [ "$(id -u)" -eq 0 ] || die "run it as root"
+  stop_server
   if [ "${1:-}" != "--keep-database" ] && pg_lsclusters -h 2>/dev/null | grep -q "^$PG_VERSION main .* online"; then
     pg_ctlcluster "$PG_VERSION" main stop
   fi
