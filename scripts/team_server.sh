@@ -66,6 +66,7 @@ start() {
   if healthy; then
     say "a server already answers at $URI"
   else
+    rm -f "$STATE/server.pid"
     # The password reaches libpq through PGPASSWORD, not the command line (which every local user can read).
     local store="postgresql+psycopg2://$DB@127.0.0.1:5432"
     (umask 077 && cat >"$STATE/basic_auth.ini" <<INI
@@ -79,10 +80,10 @@ INI
 )
     PGPASSWORD=$(cat "$STATE/db_password") MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \
       MLFLOW_FLASK_SERVER_SECRET_KEY=$(secret "$STATE/secret_key") \
-      setsid python -m mlflow server --app-name basic-auth --backend-store-uri "$store/$DB" \
-      --serve-artifacts --artifacts-destination "$STATE/artifacts" \
+      setsid bash -c 'echo $$ >"$0"; exec "$@"' "$STATE/server.pid" python -m mlflow server --app-name basic-auth \
+      --backend-store-uri "$store/$DB" --serve-artifacts --artifacts-destination "$STATE/artifacts" \
       --host "$HOST" --port "$PORT" --workers "$WORKERS" >>"$STATE/server.log" 2>&1 </dev/null &
-    echo $! >"$STATE/server.pid"
+    for _ in $(seq 20); do [ -s "$STATE/server.pid" ] && break; sleep 0.1; done
     for _ in $(seq $((START_TIMEOUT_S * 2))); do
       healthy && break
       kill -0 "$(cat "$STATE/server.pid")" 2>/dev/null || die "the server stopped: see $STATE/server.log"
