@@ -278,6 +278,9 @@ def preempted_sweep(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactor
         sweep.wait(timeout=900)
         local.wait(timeout=900)
     finally:
+        if sweep.poll() is None:  # the test failed: leave no job of it behind on Slurm
+            arrays = {path.name.split("_")[0] for path in cwd.glob("multirun/*/*/.submitit/*_*")}
+            subprocess.run(["scancel", *arrays], timeout=60)
         sweep.kill()
         local.kill()
     stderr = (cwd / "sweep.err").read_text()
