@@ -46,8 +46,8 @@ def finished_runs(tracking_uri: str, experiment_name: str) -> int:
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
-    runs = client.search_runs([experiment.experiment_id], "tags.`facebias.role` != 'sweep'")
-    return sum(run.info.status == "FINISHED" for run in runs)
+    runs = client.search_runs([experiment.experiment_id])
+    return sum(run.info.status == "FINISHED" and run.data.tags.get("facebias.role") != "sweep" for run in runs)
 
 
 def timed_sweep(store: str, server: str, launcher: str, overrides: list[str]) -> dict[str, float]:
