@@ -150,8 +150,8 @@ def test_rerunning_a_sweep_trains_only_the_missing_and_failed_jobs(tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("option", "launcher"),
-    [("local_processes", "submitit_launcher.LocalLauncher"), ("slurm_gpu", "submitit_launcher.SlurmLauncher"),
-     ("joblib", "joblib_launcher.JoblibLauncher")],
+    [("local_processes", "submitit_launcher.LocalLauncher"), ("slurm_gpu", "facebias_launchers.SlurmLauncher"),
+     ("slurm", "facebias_launchers.SlurmLauncher"), ("joblib", "joblib_launcher.JoblibLauncher")],
 )
 def test_launcher_configs_compose(option: str, launcher: str) -> None:
     from hydra import compose, initialize_config_dir
