@@ -5,7 +5,9 @@
 # Runs without systemd: every daemon is started by hand. Accounting (slurmdbd on MariaDB) is on, because Hydra's
 # submitit launcher learns that a job was cancelled from `sacct`. Jobs run as the submitting user; the one
 # partition, "local", lets up to 4 jobs share each CPU core (memory is still a consumable resource), so several run
-# at once on a small machine. Running `start` again is harmless: what already runs is left as it is.
+# at once on a small machine. KillWait is 10 s (FACEBIAS_SLURM_KILL_WAIT_S; Slurm's default is 30): submitit
+# ignores the SIGTERM of `scancel`, so a cancelled job ends that long after it. Running `start` again is harmless:
+# what already runs is left as it is (configuration changes need `stop` first).
 set -euo pipefail
 
 STATE=/var/lib/facebias-slurm
