@@ -20,6 +20,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from facebias.errors import ConfigError
 from facebias.options import (
     BACKBONES,
+    CALIBRATIONS,
     CHANNEL_ORDERS,
     DATA_SOURCES,
     DISTRIBUTIONS,
@@ -27,6 +28,7 @@ from facebias.options import (
     ON_BAD_IMAGES,
     PRECISIONS,
     PREPROCESSINGS,
+    SAMPLINGS,
     TRAINABLE_PARTS,
     WEIGHTINGS,
     describe,
@@ -116,11 +118,36 @@ class ScheduleConfig:
     stages: list[StageConfig] = field(default_factory=list)
 
 
+GROUPING_COLUMNS: tuple[str, ...] = ("gender", "ethnicity", "age_group", "expression")
+"""The attributes a group may be formed of (weighting, sampling, calibration)."""
+
+
 @dataclass
 class WeightingConfig:
-    """Per-sample loss weighting: `none` or the study's 78-group class weights (`group`)."""
+    """The training loss: plain MSE (`none`), the study's group class weights (`group`) or online group DRO
+    (`group_dro`, exponentiated-gradient step `dro_step_size`); groups are combinations of `attributes`."""
 
     name: str = "group"
+    attributes: list[str] = field(default_factory=lambda: list(GROUPING_COLUMNS))
+    dro_step_size: float = 0.01
+
+
+@dataclass
+class SamplingConfig:
+    """How training batches draw images: `shuffle` (a permutation per epoch) or `balanced` over the groups of
+    `attributes` (every group equally likely, an epoch as long as a shuffled one)."""
+
+    name: str = "shuffle"
+    attributes: list[str] = field(default_factory=lambda: list(GROUPING_COLUMNS))
+
+
+@dataclass
+class CalibrationConfig:
+    """Post-hoc correction of predictions: `none`, or `group_offset` (each group of `attributes` minus its mean
+    validation residual). Age group is not allowed: at prediction time the true age is unknown."""
+
+    name: str = "none"
+    attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity", "expression"])
 
 
 @dataclass
@@ -188,6 +215,8 @@ class TrainConfig:
     head: HeadConfig = MISSING
     schedule: ScheduleConfig = MISSING
     weighting: WeightingConfig = MISSING
+    sampling: SamplingConfig = MISSING
+    calibration: CalibrationConfig = MISSING
     tracking: TrackingConfig = MISSING
     trainer: TrainerConfig = MISSING
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -282,6 +311,28 @@ def _validate_tracking(tracking: TrackingConfig) -> None:
            "invalid: use a number of seconds >= 0.")
 
 
+def _check_attributes(key: str, attributes: list[str], allowed: tuple[str, ...]) -> None:
+    _check(len(attributes) > 0 and len(set(attributes)) == len(attributes) and set(attributes) <= set(allowed),
+           f"{key}={list(attributes)} is invalid: use a non-empty list of distinct attributes from "
+           f"{', '.join(allowed)}.")
+
+
+def _validate_groupings(config: TrainConfig) -> None:
+    """Weighting, sampling and calibration: registered names, their attributes, the DRO step size."""
+    weighting, sampling, calibration = config.weighting, config.sampling, config.calibration
+    WEIGHTINGS.get(weighting.name)
+    _check_attributes("weighting.attributes", weighting.attributes, GROUPING_COLUMNS)
+    _check(weighting.dro_step_size > 0, f"weighting.dro_step_size={weighting.dro_step_size} is invalid: use a "
+           "step size > 0 (e.g. 0.01).")
+    _check(weighting.name != "group_dro" or config.trainer.distribute == "none", "weighting=group_dro runs on "
+           f"one device: trainer.distribute={config.trainer.distribute} is not supported with it; accepted: none.")
+    SAMPLINGS.get(sampling.name)
+    _check_attributes("sampling.attributes", sampling.attributes, GROUPING_COLUMNS)
+    CALIBRATIONS.get(calibration.name)
+    observable = tuple(column for column in GROUPING_COLUMNS if column != "age_group")
+    _check_attributes("calibration.attributes", calibration.attributes, observable)
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every value a type cannot express; raise ConfigError naming the key, value and accepted range."""
     _check(config.seed >= 0, f"seed={config.seed} is invalid: use a whole number >= 0.")
@@ -304,7 +355,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid{label}: use a whole number >= 0.")
         _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid{label}: use a whole number "
                ">= 1.")
-    WEIGHTINGS.get(config.weighting.name)
+    _validate_groupings(config)
     _validate_tracking(config.tracking)
     augmentation = config.augmentation
     _check(0.0 <= augmentation.crop_fraction < 0.5, f"augmentation.crop_fraction={augmentation.crop_fraction} is "
