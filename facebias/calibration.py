@@ -27,23 +27,34 @@ class GroupOffsets:
     counts: dict[str, int]
 
     def to_dict(self) -> dict[str, object]:
-        return {"attributes": list(self.attributes), "unit": "years", "offsets": dict(self.offsets),
-                "counts": dict(self.counts)}
+        return {
+            "attributes": list(self.attributes),
+            "unit": "years",
+            "offsets": dict(self.offsets),
+            "counts": dict(self.counts),
+        }
 
     @classmethod
     def from_dict(cls, record: dict) -> GroupOffsets:
-        return cls(tuple(record["attributes"]), {k: float(v) for k, v in record["offsets"].items()},
-                   {k: int(v) for k, v in record.get("counts", {}).items()})
+        return cls(
+            tuple(record["attributes"]),
+            {k: float(v) for k, v in record["offsets"].items()},
+            {k: int(v) for k, v in record.get("counts", {}).items()},
+        )
 
 
-def fit_group_offsets(ages: np.ndarray, predicted: np.ndarray, attributes: pd.DataFrame,
-                      columns: Sequence[str]) -> GroupOffsets:
+def fit_group_offsets(
+    ages: np.ndarray, predicted: np.ndarray, attributes: pd.DataFrame, columns: Sequence[str]
+) -> GroupOffsets:
     """Each group's mean residual (predicted − true, years) on the given (validation) samples."""
     residuals = pd.Series(np.asarray(predicted, dtype=float) - np.asarray(ages, dtype=float))
     keys = group_keys(attributes.reset_index(drop=True), columns)
     by_group = residuals.groupby(keys.to_numpy())
-    return GroupOffsets(tuple(columns), {str(k): float(v) for k, v in by_group.mean().items()},
-                        {str(k): int(v) for k, v in by_group.size().items()})
+    return GroupOffsets(
+        tuple(columns),
+        {str(k): float(v) for k, v in by_group.mean().items()},
+        {str(k): int(v) for k, v in by_group.size().items()},
+    )
 
 
 def apply_group_offsets(predicted: np.ndarray, attributes: pd.DataFrame, offsets: GroupOffsets) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from facebias.config import GROUPING_COLUMNS
+from facebias.config.mitigation import GROUPING_COLUMNS
 
 GROUP_COLUMNS: tuple[str, ...] = GROUPING_COLUMNS
 """One weighting group = one (gender, ethnicity, age group, expression) combination: 2·3·4·4 = 96 possible."""

@@ -56,15 +56,21 @@ class GroupDRO:
     def restore(self, values: Sequence[float]) -> None:
         """Put back q saved by `state`."""
         if len(values) != len(self.group_names):
-            raise RuntimeError(f"the checkpoint holds {len(values)} DRO weights, the run has "
-                               f"{len(self.group_names)} groups: it was written with other weighting.attributes")
+            raise RuntimeError(
+                f"the checkpoint holds {len(values)} DRO weights, the run has "
+                f"{len(self.group_names)} groups: it was written with other weighting.attributes"
+            )
         self.q.assign(np.asarray(values, dtype=np.float32))
 
     def describe(self) -> dict[str, object]:
         """The groups and their final weights (the artifact dro_groups.json)."""
-        return {"step_size": self.step_size,
-                "groups": [{"index": i, "group": name, "q": q}
-                           for i, (name, q) in enumerate(zip(self.group_names, self.state(), strict=True))]}
+        return {
+            "step_size": self.step_size,
+            "groups": [
+                {"index": i, "group": name, "q": q}
+                for i, (name, q) in enumerate(zip(self.group_names, self.state(), strict=True))
+            ],
+        }
 
 
 class GroupDROLoss(keras.losses.Loss):

@@ -17,10 +17,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from facebias.config.mitigation import CalibrationConfig, SamplingConfig, WeightingConfig, validate_groupings
+from facebias.config.mitigation import check as _check
 from facebias.errors import ConfigError
 from facebias.options import (
     BACKBONES,
-    CALIBRATIONS,
     CHANNEL_ORDERS,
     DATA_SOURCES,
     DISTRIBUTIONS,
@@ -28,9 +29,7 @@ from facebias.options import (
     ON_BAD_IMAGES,
     PRECISIONS,
     PREPROCESSINGS,
-    SAMPLINGS,
     TRAINABLE_PARTS,
-    WEIGHTINGS,
     describe,
 )
 
@@ -116,38 +115,6 @@ class ScheduleConfig:
 
     name: str = MISSING
     stages: list[StageConfig] = field(default_factory=list)
-
-
-GROUPING_COLUMNS: tuple[str, ...] = ("gender", "ethnicity", "age_group", "expression")
-"""The attributes a group may be formed of (weighting, sampling, calibration)."""
-
-
-@dataclass
-class WeightingConfig:
-    """The training loss: plain MSE (`none`), the study's group class weights (`group`) or online group DRO
-    (`group_dro`, exponentiated-gradient step `dro_step_size`); groups are combinations of `attributes`."""
-
-    name: str = "group"
-    attributes: list[str] = field(default_factory=lambda: list(GROUPING_COLUMNS))
-    dro_step_size: float = 0.01
-
-
-@dataclass
-class SamplingConfig:
-    """How training batches draw images: `shuffle` (a permutation per epoch) or `balanced` over the groups of
-    `attributes` (every group equally likely, an epoch as long as a shuffled one)."""
-
-    name: str = "shuffle"
-    attributes: list[str] = field(default_factory=lambda: list(GROUPING_COLUMNS))
-
-
-@dataclass
-class CalibrationConfig:
-    """Post-hoc correction of predictions: `none`, or `group_offset` (each group of `attributes` minus its mean
-    validation residual). Age group is not allowed: at prediction time the true age is unknown."""
-
-    name: str = "none"
-    attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity", "expression"])
 
 
 @dataclass
@@ -245,11 +212,6 @@ def register_configs() -> None:
     store.store(group="data", name="kit_arrays_schema", node=KitArraysDataConfig)
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
 def _check_positive_optional(value: int | None, key: str) -> None:
     _check(value is None or value >= 1, f"{key}={value} is invalid: use a whole number >= 1, or null for no cap.")
 
@@ -311,28 +273,6 @@ def _validate_tracking(tracking: TrackingConfig) -> None:
            "invalid: use a number of seconds >= 0.")
 
 
-def _check_attributes(key: str, attributes: list[str], allowed: tuple[str, ...]) -> None:
-    _check(len(attributes) > 0 and len(set(attributes)) == len(attributes) and set(attributes) <= set(allowed),
-           f"{key}={list(attributes)} is invalid: use a non-empty list of distinct attributes from "
-           f"{', '.join(allowed)}.")
-
-
-def _validate_groupings(config: TrainConfig) -> None:
-    """Weighting, sampling and calibration: registered names, their attributes, the DRO step size."""
-    weighting, sampling, calibration = config.weighting, config.sampling, config.calibration
-    WEIGHTINGS.get(weighting.name)
-    _check_attributes("weighting.attributes", weighting.attributes, GROUPING_COLUMNS)
-    _check(weighting.dro_step_size > 0, f"weighting.dro_step_size={weighting.dro_step_size} is invalid: use a "
-           "step size > 0 (e.g. 0.01).")
-    _check(weighting.name != "group_dro" or config.trainer.distribute == "none", "weighting=group_dro runs on "
-           f"one device: trainer.distribute={config.trainer.distribute} is not supported with it; accepted: none.")
-    SAMPLINGS.get(sampling.name)
-    _check_attributes("sampling.attributes", sampling.attributes, GROUPING_COLUMNS)
-    CALIBRATIONS.get(calibration.name)
-    observable = tuple(column for column in GROUPING_COLUMNS if column != "age_group")
-    _check_attributes("calibration.attributes", calibration.attributes, observable)
-
-
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every value a type cannot express; raise ConfigError naming the key, value and accepted range."""
     _check(config.seed >= 0, f"seed={config.seed} is invalid: use a whole number >= 0.")
@@ -355,7 +295,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid{label}: use a whole number >= 0.")
         _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid{label}: use a whole number "
                ">= 1.")
-    _validate_groupings(config)
+    validate_groupings(config.weighting, config.sampling, config.calibration, config.trainer.distribute)
     _validate_tracking(config.tracking)
     augmentation = config.augmentation
     _check(0.0 <= augmentation.crop_fraction < 0.5, f"augmentation.crop_fraction={augmentation.crop_fraction} is "
