@@ -47,7 +47,7 @@ BIAS_OBJECTIVE = "val/mean_bias"
 
 def sweep_objectives(sweeper: Any) -> tuple[str, ...]:
     """(val/mae,), or (val/mae, val/mean_bias) when the sweeper minimises two objectives (`direction` of two)."""
-    direction = sweeper.get("direction") if sweeper is not None and hasattr(sweeper, "get") else None
+    direction = getattr(sweeper, "direction", None)
     two = direction is not None and not isinstance(direction, str) and len(direction) == 2
     return (OBJECTIVE, BIAS_OBJECTIVE) if two else (OBJECTIVE,)
 
@@ -102,7 +102,7 @@ class SweepTracking(Callback):
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled:
             return
-        self.objectives = sweep_objectives(config.hydra.get("sweeper"))
+        self.objectives = sweep_objectives(getattr(config.hydra, "sweeper", None))
         base_dir = Path.cwd()
         sweep_dir = Path(config.hydra.sweep.dir)
         task_overrides = list(config.hydra.overrides.task)
@@ -193,7 +193,7 @@ def run_sweep_job(
     parent_file = sweep_dir / PARENT_FILE
     parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
     fingerprint = config_fingerprint(resolved)
-    objectives = sweep_objectives(hydra_config.get("sweeper"))
+    objectives = sweep_objectives(getattr(hydra_config, "sweeper", None))
     job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint}
     opened: list[str] = []
     try:
