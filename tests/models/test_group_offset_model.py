@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from facebias.data.groups import group_keys
 from facebias.models.calibration import GROUP_INPUT, with_group_offsets
 
 
-def test_the_wrapped_model_subtracts_each_groups_offset_like_the_pure_function() -> None:
+def test_the_wrapped_model_subtracts_each_groups_offset_like_the_pure_function(tmp_path: Path) -> None:
     inputs = keras.Input((2,), name="image")
     model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones")(inputs))
     x = np.array([[0.1, 0.2], [0.3, 0.1], [0.2, 0.2], [0.05, 0.05]], dtype=np.float32)
@@ -26,3 +28,7 @@ def test_the_wrapped_model_subtracts_each_groups_offset_like_the_pure_function()
     expected = apply_group_offsets(x.sum(axis=1) * 100, attributes, offsets)
     np.testing.assert_allclose(predicted, expected, rtol=1e-5)
     assert expected[3] == x[3].sum() * 100, "female|neutral has no offset"
+    calibrated.save(tmp_path / "calibrated.keras")
+    reloaded = keras.saving.load_model(tmp_path / "calibrated.keras")
+    again = reloaded.predict({"image": x, GROUP_INPUT: groups}, verbose=0)[:, 0] * 100
+    np.testing.assert_allclose(again, predicted, rtol=1e-6)
