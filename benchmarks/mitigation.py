@@ -45,8 +45,9 @@ def _sweep_name(name: str) -> str:
 
 def _runs(store: str, sweep: str) -> pd.DataFrame:
     """The FINISHED runs of the most recent sweep named `sweep`."""
-    _, children = load_sweep_runs(store, "facebias", parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE,
-                                                                   "mlflow.runName": sweep})
+    _, children = load_sweep_runs(
+        store, "facebias", parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE, "mlflow.runName": sweep}
+    )
     return children[children["status"] == "FINISHED"]
 
 
@@ -60,8 +61,10 @@ def report(store: str) -> None:
     runs = {name: _runs(store, _sweep_name(name)) for name in MITIGATIONS}
     baseline = runs["none (baseline)"]
     seeds = sorted(int(s) for s in baseline["tags.facebias.seed"].unique())
-    print(f"\ntest split, default model, seeds {seeds}; mean [95 % t interval over seeds]; noise floor: mean of the "
-          "runs' permutation nulls; Δ: mitigation − baseline, Welch p, beyond noise when p < 0.05")
+    print(
+        f"\ntest split, default model, seeds {seeds}; mean [95 % t interval over seeds]; noise floor: mean of the "
+        "runs' permutation nulls; Δ: mitigation − baseline, Welch p, beyond noise when p < 0.05"
+    )
     print("| mitigation | n | " + " | ".join(column for _, column in METRICS) + " |")
     print("|---|---:|" + "---:|" * len(METRICS))
     for name, frame in runs.items():
@@ -92,8 +95,17 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         for name, choices in MITIGATIONS.items():
-            command = [sys.executable, "-m", "facebias.train", "-m", *choices, f"seed={args.seeds}",
-                       "trainer.verbose=0", f"sweep_name={_sweep_name(name)}", *args.overrides]
+            command = [
+                sys.executable,
+                "-m",
+                "facebias.train",
+                "-m",
+                *choices,
+                f"seed={args.seeds}",
+                "trainer.verbose=0",
+                f"sweep_name={_sweep_name(name)}",
+                *args.overrides,
+            ]
             print("running:", " ".join(command), f"(in {workdir})", flush=True)
             subprocess.run(command, cwd=workdir, check=True)
     report(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")

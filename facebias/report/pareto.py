@@ -44,8 +44,9 @@ def pareto_table(children: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFr
     if finished.empty or not set(columns) <= set(finished.columns):
         raise ReportError(f"no FINISHED trial of this search has both {' and '.join(objectives)}: nothing to plot.")
     params = [c for c in finished.columns if c.startswith("params.") and finished[c].nunique(dropna=False) > 1]
-    table = pd.DataFrame({"job": pd.to_numeric(finished.get(f"tags.{JOB_NUM_TAG}"), errors="coerce"),
-                          "run_id": finished["run_id"]})
+    table = pd.DataFrame(
+        {"job": pd.to_numeric(finished.get(f"tags.{JOB_NUM_TAG}"), errors="coerce"), "run_id": finished["run_id"]}
+    )
     for column in params:
         table[column.removeprefix("params.")] = finished[column].to_numpy()
     for name, column in zip(objectives, columns, strict=True):
@@ -91,15 +92,18 @@ def write_pareto(table: pd.DataFrame, objectives: Sequence[str], folder: Path, t
     folder.mkdir(parents=True, exist_ok=True)
     markdown, csv, png = (folder / name for name in PARETO_FILES)
     front = table[table[FRONT]].drop(columns=[FRONT])
-    markdown.write_text(f"# {title}\n\nNon-dominated trials ({len(front)} of {len(table)} finished):\n\n"
-                        f"{_markdown(front)}\n", encoding="utf-8")
+    markdown.write_text(
+        f"# {title}\n\nNon-dominated trials ({len(front)} of {len(table)} finished):\n\n{_markdown(front)}\n",
+        encoding="utf-8",
+    )
     table.to_csv(csv, index=False)
     plot_pareto(table, objectives, png, title)
     return [markdown, csv, png]
 
 
-def pareto_for_parent(tracking_uri: str, experiment: str, parent_run_id: str, folder: Path,
-                      objectives: Sequence[str], *, log: bool = True) -> pd.DataFrame:
+def pareto_for_parent(
+    tracking_uri: str, experiment: str, parent_run_id: str, folder: Path, objectives: Sequence[str], *, log: bool = True
+) -> pd.DataFrame:
     """Load a search's trials, write its Pareto files into `folder`, log them to the parent under `pareto/`."""
     parent, children = load_sweep(tracking_uri, experiment, parent_run_id)
     if children is None or children.empty:

@@ -20,9 +20,17 @@ OBJECTIVES = ("val/mae", "val/mean_bias")
 @pytest.fixture(scope="module")
 def search(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("search")
-    result = run_facebias(cwd, "+search=fair_pareto", "trainer=smoke", *QUICK_DATA, "hydra.sweeper.n_trials=4",
-                          "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler.population_size=2",
-                          "statistics.bootstrap_resamples=50", "statistics.permutations=50")
+    result = run_facebias(
+        cwd,
+        "+search=fair_pareto",
+        "trainer=smoke",
+        *QUICK_DATA,
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.sampler.population_size=2",
+        "statistics.bootstrap_resamples=50",
+        "statistics.permutations=50",
+    )
     (cwd / "search.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         pytest.fail(f"the search failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -56,8 +64,9 @@ def test_the_pareto_front_is_logged_to_the_parent_and_matches_a_brute_force_chec
     assert set(table["run_id"]) == set(children)
     points = {run_id: (m["val/mae"], m["val/mean_bias"]) for run_id, m in children.items()}
     for row in table.itertuples(index=False):
-        assert (row[table.columns.get_loc("val/mae")], row[table.columns.get_loc("val/mean_bias")]) == \
-            pytest.approx(points[row.run_id])
+        assert (row[table.columns.get_loc("val/mae")], row[table.columns.get_loc("val/mean_bias")]) == pytest.approx(
+            points[row.run_id]
+        )
         x, y = points[row.run_id]
         beaten = any(a <= x and b <= y and (a, b) != (x, y) for a, b in points.values())
         assert row.pareto_front == (not beaten)
