@@ -11,6 +11,9 @@ import pandas as pd
 from facebias.config import StatisticsConfig
 from facebias.metrics import BIAS_ATTRIBUTES, NullResult, bias_intervals, bias_scores, group_mae_table, permutation_null
 
+MEAN_BIAS = "mean_bias"
+"""The mean of a split's four bias scores (years): one number for how unequal the errors are across groups."""
+
 
 @dataclass(frozen=True)
 class SplitEvaluation:
@@ -25,12 +28,15 @@ class SplitEvaluation:
     nulls: dict[str, NullResult] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
-        """`{split}/mae`, `{split}/age_bias`, …, their `_ci_low`/`_ci_high`, each bias's `_null` and `_p`, and
+        """`{split}/mae`, `{split}/age_bias`, …, their `_ci_low`/`_ci_high`, each bias's `_null` and `_p`,
+        `{split}/mean_bias` (the mean of the four bias scores: the bias objective of a Pareto search), and
         per-group `{split}/mae_by_{attribute}/{group}` and counts.
 
         Empty groups log their count (0) but no MAE, so MLflow never receives a NaN.
         """
         metrics = {f"{self.split}/{name}": value for name, value in self.scores.items()}
+        if all(name in self.scores for name in BIAS_ATTRIBUTES):
+            metrics[f"{self.split}/{MEAN_BIAS}"] = float(np.mean([self.scores[name] for name in BIAS_ATTRIBUTES]))
         for name, (low, high) in self.intervals.items():
             metrics[f"{self.split}/{name}_ci_low"] = low
             metrics[f"{self.split}/{name}_ci_high"] = high

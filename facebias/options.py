@@ -146,8 +146,19 @@ HEADS: Registry[Option] = Registry("head.name", [
 
 WEIGHTINGS: Registry[Option] = Registry("weighting.name", [
     Option("none", "None", "plain MSE: every training sample weighs the same"),
-    Option("group", "Group", "a sample of group g = (gender, ethnicity, age group, expression) weighs N / (2 n_g)"),
+    Option("group", "Group", "a sample of group g (weighting.attributes, default all four) weighs N / (2 n_g)"),
+    Option("group_dro", "Group DRO", "online group DRO: loss = sum_g q_g loss_g, q updated by exponentiated gradient"),
 ], group="weighting")
+
+SAMPLINGS: Registry[Option] = Registry("sampling.name", [
+    Option("shuffle", "Shuffle", "every epoch a fresh permutation of the training split"),
+    Option("balanced", "Balanced", "each draw: a group (sampling.attributes) with equal probability, then an image"),
+], group="sampling")
+
+CALIBRATIONS: Registry[Option] = Registry("calibration.name", [
+    Option("none", "None", "predictions as the model makes them"),
+    Option("group_offset", "Group offset", "minus each group's mean validation residual (calibration.attributes)"),
+], group="calibration")
 
 PREPROCESSINGS: Registry[Option] = Registry("backbone.preprocessing", [
     Option("unit", "[0, 1]", "RGB scaled to [0, 1]"),
@@ -182,8 +193,9 @@ CHANNEL_ORDERS: Registry[Option] = Registry("data.channel_order", [
     Option("rgb", "RGB", "kit_arrays: the arrays hold RGB pixels, kept as they are"),
 ])
 
-REGISTRIES: tuple[Registry[Any], ...] = (DATA_SOURCES, BACKBONES, HEADS, WEIGHTINGS, PREPROCESSINGS, TRAINABLE_PARTS,
-                                         PRECISIONS, DISTRIBUTIONS, ON_BAD_IMAGES, CHANNEL_ORDERS)
+REGISTRIES: tuple[Registry[Any], ...] = (DATA_SOURCES, BACKBONES, HEADS, WEIGHTINGS, SAMPLINGS, CALIBRATIONS,
+                                         PREPROCESSINGS, TRAINABLE_PARTS, PRECISIONS, DISTRIBUTIONS, ON_BAD_IMAGES,
+                                         CHANNEL_ORDERS)
 
 
 def describe() -> str:

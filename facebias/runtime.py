@@ -9,7 +9,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from facebias.config import BackboneConfig, StatisticsConfig, TrainConfig, TrainerConfig
+from facebias.calibration import GroupOffsets, apply_group_offsets, fit_group_offsets
+from facebias.config import BackboneConfig, CalibrationConfig, StatisticsConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
 from facebias.data.pipeline import EVAL_BATCH_SIZE, inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
@@ -53,16 +54,18 @@ def set_execution(model: keras.Model, trainer: TrainerConfig) -> None:
 
 
 def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None,
-                   statistics: StatisticsConfig | None = None,
-                   trainer: TrainerConfig | None = None) -> list[SplitEvaluation]:
+                   statistics: StatisticsConfig | None = None, trainer: TrainerConfig | None = None,
+                   calibration: CalibrationConfig | None = None) -> tuple[list[SplitEvaluation], GroupOffsets | None]:
     """Evaluate the validation and test splits (the first `limit` samples of each in quick mode), with the
     uncertainty of every score when `statistics` is given, predicting as `trainer` says (`set_execution`).
 
+    With calibration=group_offset, offsets are fitted on the validation predictions: `val_raw` is the validation
+    split before, `val` and `test` after the correction; the offsets are returned with the evaluations.
     A split without labels (the starting kit's test split) is not evaluated: a warning says so.
     """
     if trainer is not None:
         set_execution(model, trainer)
-    evaluations = []
+    predictions = {}
     for prefix, name in EVALUATED_SPLITS.items():
         split = dataset.splits[name]
         if np.isnan(split.ages).all():
@@ -70,9 +73,16 @@ def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = Non
                           "metrics)", stacklevel=2)
             continue
         predicted = predict_ages(model, split.images[:limit])
-        evaluations.append(evaluate_split(prefix, split.ages[:limit], predicted, split.attributes.iloc[:limit],
-                                          statistics))
-    return evaluations
+        predictions[prefix] = split.ages[:limit], predicted, split.attributes.iloc[:limit]
+    evaluations, offsets = [], None
+    if calibration is not None and calibration.name == "group_offset" and "val" in predictions:
+        evaluations.append(evaluate_split("val_raw", *predictions["val"], statistics))
+        offsets = fit_group_offsets(*predictions["val"], calibration.attributes)
+    for prefix, (ages, predicted, attributes) in predictions.items():
+        if offsets is not None:
+            predicted = apply_group_offsets(predicted, attributes, offsets)
+        evaluations.append(evaluate_split(prefix, ages, predicted, attributes, statistics))
+    return evaluations, offsets
 
 
 def build_run_model(config: TrainConfig, image_size: tuple[int, int]) -> tuple[keras.Model, Any]:

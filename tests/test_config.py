@@ -16,7 +16,7 @@ def _options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
 
 
-GROUPS = ("data", "backbone", "head", "schedule", "weighting", "tracking", "trainer")
+GROUPS = ("data", "backbone", "head", "schedule", "weighting", "sampling", "calibration", "tracking", "trainer")
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -71,6 +71,14 @@ BAD_VALUES = [
     (["backbone.input_size=16"], "backbone.input_size=16 is too small"),
     (["backbone.preprocessing=zscore"], "backbone.preprocessing='zscore' is unknown"),
     (["weighting.name=inverse"], "weighting.name='inverse' is unknown"),
+    (["weighting.attributes=[gender,gender]"], "weighting.attributes=['gender', 'gender'] is invalid: use a non-empty "
+     "list of distinct attributes from gender, ethnicity, age_group, expression."),
+    (["weighting=group_dro", "weighting.dro_step_size=0"], "weighting.dro_step_size=0.0 is invalid"),
+    (["weighting=group_dro", "trainer.distribute=mirrored"], "trainer.distribute=mirrored is not supported"),
+    (["sampling.attributes=[]"], "sampling.attributes=[] is invalid"),
+    (["calibration=group_offset", "calibration.attributes=[gender,age_group]"],
+     "calibration.attributes=['gender', 'age_group'] is invalid: use a non-empty list of distinct attributes from "
+     "gender, ethnicity, expression."),
     (["seed=-3"], "seed=-3 is invalid"),
     (["trainer.max_train_batches=0"], "trainer.max_train_batches=0 is invalid"),
     (["data=kit_arrays"], "data.root is required but not set: add data.root=… to the command line."),

@@ -32,8 +32,9 @@ def _yamls(group: str) -> dict[str, dict]:
     return {path.stem: OmegaConf.to_container(OmegaConf.load(path)) for path in (CONF_DIR / group).glob("*.yaml")}
 
 
-def test_the_config_groups_with_a_registry_are_data_backbone_head_weighting() -> None:
-    assert [registry.group for registry in GROUP_REGISTRIES] == ["data", "backbone", "head", "weighting"]
+def test_the_config_groups_with_a_registry() -> None:
+    assert [registry.group for registry in GROUP_REGISTRIES] == ["data", "backbone", "head", "weighting", "sampling",
+                                                                 "calibration"]
 
 
 @pytest.mark.parametrize("registry", GROUP_REGISTRIES, ids=lambda registry: registry.group)
@@ -58,6 +59,8 @@ def test_the_values_the_option_yamls_use_are_registered() -> None:
     ("backbone.name=vgg16", "backbone.name"),
     ("head.name=attention", "head.name"),
     ("weighting.name=inverse", "weighting.name"),
+    ("sampling.name=stratified", "sampling.name"),
+    ("calibration.name=isotonic", "calibration.name"),
     ("backbone.preprocessing=zscore", "backbone.preprocessing"),
     ("trainer.distribute=horovod", "trainer.distribute"),
 ])

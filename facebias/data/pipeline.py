@@ -8,6 +8,8 @@ are small and are gathered in the graph.
 
 Training batches form an endless stream, epoch after epoch: epoch e is a stateless permutation keyed by
 (seed, e), so a seed gives the same epochs whatever TensorFlow's global seed, and every epoch is reshuffled.
+With group codes (sampling=balanced), an epoch is instead as many draws as there are samples, each picking a group
+uniformly and then one of its samples uniformly (with replacement), keyed by (seed, e) in the same way.
 The indices of a batch are sorted (rows read in file order; the order within a batch does not change a mean loss).
 Augmentation (training batches only) is keyed by (seed, epoch, batch). Images stay uint8 throughout — the model
 resizes and preprocesses them in its own graph; augmentation computes in float and rounds back to uint8.
@@ -47,19 +49,21 @@ def training_dataset(
     augmentation: AugmentationConfig | None = None,
     max_batches: int | None = None,
     first_epoch: int = 0,
+    groups: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Endless shuffled training batches (x, y) or (x, y, w), `batches_per_epoch(...)` of them per epoch.
 
     Give `model.fit` `steps_per_epoch=batches_per_epoch(len(images), batch_size, max_batches)`. Epochs are numbered
     from `first_epoch` (a later stage continues the run's sequence of shuffles); each is cut to its first
-    `max_batches` batches when given. Batches are augmented when `augmentation.enabled`.
+    `max_batches` batches when given. Batches are augmented when `augmentation.enabled`. With `groups` (each
+    sample's group code), epochs are group-balanced draws (`balanced_order`) instead of permutations.
     """
     if len(images) == 0:
         raise ValueError("no training images: an endless stream of empty epochs would never yield a batch")
     augment = _augmenter(augmentation) if augmentation is not None and augmentation.enabled else None
     load = _loader(images, targets, weights, augment)
     batches = tf.data.Dataset.counter(start=first_epoch).flat_map(
-        _epoch_index_batches(len(images), batch_size, seed, max_batches))
+        _epoch_index_batches(len(images), batch_size, seed, max_batches, groups))
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -70,14 +74,35 @@ def inference_dataset(images: np.ndarray, targets: np.ndarray | None, batch_size
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _epoch_index_batches(n_samples: int, batch_size: int, seed: int, max_batches: int | None):
-    """epoch → its (sorted indices, key) batches: a permutation keyed by (seed, epoch); keys seed augmentation."""
+def balanced_order(groups: np.ndarray, key: tf.Tensor) -> tf.Tensor:
+    """len(groups) sample indices: each draw a group chosen uniformly, then one of its samples uniformly."""
+    codes = np.asarray(groups, dtype=np.int64)
+    by_group = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    present = np.flatnonzero(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    group_key, member_key = tf.unstack(tf.random.experimental.stateless_split(key, 2, alg=RANDOM_ALG))
+    chosen = tf.random.stateless_uniform([len(codes)], group_key, 0, len(present), dtype=tf.int64, alg=RANDOM_ALG)
+    chosen = tf.gather(tf.constant(present), chosen)
+    member = tf.random.stateless_uniform([len(codes)], member_key, 0.0, 1.0, dtype=tf.float64, alg=RANDOM_ALG)
+    size = tf.gather(tf.constant(sizes.astype(np.float64)), chosen)
+    offset = tf.minimum(tf.cast(tf.floor(member * size), tf.int64), tf.cast(size, tf.int64) - 1)
+    return tf.gather(tf.constant(by_group), tf.gather(tf.constant(starts), chosen) + offset)
+
+
+def _epoch_index_batches(n_samples: int, batch_size: int, seed: int, max_batches: int | None,
+                         groups: np.ndarray | None = None):
+    """epoch → its (sorted indices, key) batches: a permutation (or, with `groups`, a group-balanced draw) keyed by
+    (seed, epoch); keys seed augmentation."""
     take = -1 if max_batches is None else max_batches
 
     def index_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_key = tf.stack([tf.constant(seed, tf.int64), epoch])
-        order = tf.random.experimental.stateless_shuffle(tf.range(n_samples, dtype=tf.int64), epoch_key,
-                                                         alg=RANDOM_ALG)
+        if groups is not None:
+            order = balanced_order(groups, epoch_key)
+        else:
+            order = tf.random.experimental.stateless_shuffle(tf.range(n_samples, dtype=tf.int64), epoch_key,
+                                                             alg=RANDOM_ALG)
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).take(take).enumerate()
         return batches.map(lambda number, indices: (tf.sort(indices), _fold_in(epoch_key, number)))
 

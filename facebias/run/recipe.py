@@ -30,6 +30,7 @@ from facebias.run.identity import (
     run_tags,
 )
 from facebias.run.liveness import lock_run
+from facebias.run.mitigation import training_inputs, write_mitigation_artifacts
 from facebias.run.resume import ResumeTarget, find_resume_target, restore_history, unlogged
 from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
 from facebias.tracking.params import flatten_params
@@ -40,7 +41,6 @@ from facebias.training.feature_cache import FeatureStore
 from facebias.training.history import CurveHistory
 from facebias.training.loop import FeatureCacheContext, LoopContext, run_schedule
 from facebias.training.schedule import plan_stages
-from facebias.training.weighting import sample_weights
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
         dataset = load_dataset(config.data)
         record_dataset(recorder, dataset, output_dir / "artifacts")
         model, strategy = build_run_model(config, dataset.image_size)
-        weights = sample_weights(config.weighting.name, dataset.train.attributes)
+        inputs = training_inputs(config, dataset)
         limit = config.trainer.max_eval_samples
         valid = dataset.valid.images[:limit], dataset.valid.ages[:limit] / 100.0
         history = CurveHistory(recorder.log_metrics)
@@ -113,19 +113,22 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
             jit_compile=config.trainer.jit_compile,
             checkpoint_file=checkpoint_path(output_dir),
             resume=None if target is None else target.checkpoint,
+            dro=inputs.dro,
+            sampling_groups=inputs.sampling_groups,
         )
-        train_data = dataset.train.images, dataset.train.ages / 100.0, weights
-        stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), train_data, valid,
+        stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), inputs.data, valid,
                                     context)
         record_loop_notes(recorder, context)
         print("evaluating the validation and test splits", flush=True)
-        evaluations = evaluate_model(model, dataset, limit, config.statistics, config.trainer)
+        evaluations, offsets = evaluate_model(model, dataset, limit, config.statistics, config.trainer,
+                                              config.calibration)
         metrics = {}
         for evaluation in evaluations:
             metrics.update(evaluation.flat_metrics())
         recorder.log_metrics(metrics if target is None else unlogged(recorder, metrics))
         print("writing the run's artifacts", flush=True)
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
+        write_mitigation_artifacts(artifacts, inputs.dro, offsets)
         recorder.log_artifacts(artifacts)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
     return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())

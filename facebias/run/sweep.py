@@ -41,6 +41,23 @@ PARENT_FILE = "facebias_sweep.json"
 JOBS_FOLDER = "facebias_jobs"
 OBJECTIVE = "val/mae"
 """What a job returns to Hydra's sweeper: a validation metric, never a test one (no tuning on the test split)."""
+BIAS_OBJECTIVE = "val/mean_bias"
+"""The second objective of a two-objective search (+search=fair_pareto): the mean of the four validation biases."""
+
+
+def sweep_objectives(sweeper: Any) -> tuple[str, ...]:
+    """(val/mae,), or (val/mae, val/mean_bias) when the sweeper minimises two objectives (`direction` of two)."""
+    direction = getattr(sweeper, "direction", None)
+    two = direction is not None and not isinstance(direction, str) and len(direction) == 2
+    return (OBJECTIVE, BIAS_OBJECTIVE) if two else (OBJECTIVE,)
+
+
+def objective_values(metrics: Mapping[str, float], objectives: tuple[str, ...]) -> float | tuple[float, ...] | None:
+    """What a job returns to the sweeper: one value, a tuple of them, or None when a metric is missing."""
+    values = [metrics.get(name) for name in objectives]
+    if any(value is None for value in values):
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _tracking_config(config: DictConfig) -> TrackingConfig:
@@ -79,12 +96,14 @@ class SweepTracking(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.finished = False
+        self.objectives: tuple[str, ...] = (OBJECTIVE,)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
 
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled:
             return
+        self.objectives = sweep_objectives(getattr(config.hydra, "sweeper", None))
         base_dir = Path.cwd()
         sweep_dir = Path(config.hydra.sweep.dir)
         task_overrides = list(config.hydra.overrides.task)
@@ -149,6 +168,12 @@ class SweepTracking(Callback):
             log.warning("no results table for this sweep: %s", error)
             return
         log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
+        if len(self.objectives) == 2:
+            from facebias.report.pareto import pareto_for_parent
+
+            front = pareto_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "pareto",
+                                      self.objectives)
+            log.info("Pareto front of the search (also in %s):\n%s", sweep_dir / "pareto", front.to_string())
 
 
 TrainFunction = Callable[..., Any]
@@ -161,7 +186,7 @@ def run_sweep_job(
     train: TrainFunction,
     run_name: str,
     tags: Mapping[str, str],
-) -> float | None:
+) -> float | tuple[float, ...] | None:
     """Run one job of a sweep as a child of the sweep's parent run; never raises (the outcome is recorded).
 
     `config` is the validated TrainConfig or the ConfigError that validation raised. A tracking server that is away
@@ -173,6 +198,7 @@ def run_sweep_job(
     parent_file = sweep_dir / PARENT_FILE
     parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
     fingerprint = config_fingerprint(resolved)
+    objectives = sweep_objectives(getattr(hydra_config, "sweeper", None))
     job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint}
     opened: list[str] = []
     try:
@@ -184,7 +210,7 @@ def run_sweep_job(
             if done is not None:
                 log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)
                 write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
-                return done.data.metrics.get(OBJECTIVE)
+                return objective_values(done.data.metrics, objectives)
         result = train(config, parent_run_id=parent_run_id, extra_tags=job_tags, on_run_open=opened.append)
     except KeyboardInterrupt:
         raise
@@ -197,4 +223,4 @@ def run_sweep_job(
         write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
         return None
     write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))
-    return result.metrics.get(OBJECTIVE)
+    return objective_values(result.metrics, objectives)

@@ -11,6 +11,7 @@ file, synced, then renamed over the old one), so a kill at any moment leaves the
 - the early-stopping state: best value, best epoch, wait counter and best weights;
 - the Python and NumPy RNG states and the run seed (shuffles and augmentation are stateless, keyed by
   (seed, epoch), so they need nothing more);
+- group DRO's per-group weights q (weighting=group_dro);
 - what the loop noted per stage (whether it trained on cached features, with the cache's hits and misses), and
   the last curve values or, once the last stage is over, the run's loop summary (resent if a kill lost them).
 """
@@ -78,6 +79,8 @@ class Checkpoint:
     """One note per stage begun: whether it trained on cached backbone features, and why not."""
     cache_counts: list[list[int]] = field(default_factory=list)
     """Feature-cache [hits, misses] per stage begun."""
+    dro_q: list[float] | None = None
+    """Group DRO's per-group weights q (weighting=group_dro), else None."""
 
     @property
     def global_epoch(self) -> int:

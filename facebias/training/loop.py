@@ -25,6 +25,7 @@ from facebias.data.pipeline import EVAL_BATCH_SIZE, batches_per_epoch, inference
 from facebias.errors import NonFiniteLossError
 from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
 from facebias.training.feature_cache import FeatureStore, backbone_fingerprint, cache_blocker, feature_extractor
+from facebias.training.group_dro import GroupDRO
 from facebias.training.schedule import StagePlan
 from facebias.vocab import AGE_NORMALISATION
 
@@ -45,8 +46,10 @@ CURVE_KEYS: dict[str, str] = {
 
 def _flat_pair(y_true, y_pred):
     """Targets and predictions as matching 1-D tensors: a (batch,) target against a (batch, 1) prediction must not
-    broadcast to (batch, batch)."""
+    broadcast to (batch, batch). Group DRO's (target, group) pairs give their target column."""
     y_pred = ops.reshape(y_pred, (-1,))
+    if len(y_true.shape) == 2 and y_true.shape[-1] == 2:
+        y_true = y_true[:, 0]
     return ops.reshape(ops.cast(y_true, y_pred.dtype), (-1,)), y_pred
 
 
@@ -77,7 +80,8 @@ class StageCurveLogger(keras.callbacks.Callback):
     """Forward each epoch's loss/MAE to the sink under stage{k}/… (stage epoch) and epoch/… (global epoch)."""
 
     def __init__(self, stage: StagePlan, first_global_epoch: int, sink: MetricSink, epochs_run: int = 0,
-                 on_epoch_done: Callable[[int, EpochRecords], None] | None = None) -> None:
+                 on_epoch_done: Callable[[int, EpochRecords], None] | None = None,
+                 extra_curves: Callable[[], dict[str, float]] | None = None) -> None:
         super().__init__()
         self.stage = stage
         self.first_global_epoch = first_global_epoch
@@ -85,6 +89,8 @@ class StageCurveLogger(keras.callbacks.Callback):
         self.epochs_run = epochs_run
         self.on_epoch_done = on_epoch_done
         """Called (epochs done, records) after the finiteness check and before the sink: checkpoints go here."""
+        self.extra_curves = extra_curves
+        """The epoch's curves beyond Keras' logs (group DRO's largest weight)."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -96,6 +102,7 @@ class StageCurveLogger(keras.callbacks.Callback):
                 f"try a lower learning rate than {self.stage.override}.lr={self.stage.lr}"
             )
         self.epochs_run = epoch + 1
+        values.update(self.extra_curves() if self.extra_curves is not None else {})
         records = [({f"{self.stage.prefix}/{k}": v for k, v in values.items()}, epoch),
                    ({f"epoch/{k}": v for k, v in values.items()}, self.first_global_epoch + epoch)]
         if self.on_epoch_done is not None:
@@ -155,6 +162,10 @@ class LoopContext:
     """Epochs run by each finished stage (run_schedule fills it)."""
     model: keras.Model | None = None
     """The whole model (run_schedule sets it): what checkpoints save, even when a stage fits only the head."""
+    dro: GroupDRO | None = None
+    """Group DRO's state when weighting=group_dro (training targets then carry group codes); saved in checkpoints."""
+    sampling_groups: np.ndarray | None = None
+    """Each training sample's group code when sampling=balanced; None: shuffled epochs."""
 
     def save_checkpoint(self, stage: int, epoch: int, stage_over: bool = False, optimizer: Any = None,
                         early_stopping: EarlyStoppingState | None = None, records: EpochRecords | None = None) -> None:
@@ -168,7 +179,8 @@ class LoopContext:
             optimizer_variables=None if optimizer is None else [np.asarray(v) for v in optimizer.variables],
             early_stopping=early_stopping, python_rng=python_rng, numpy_rng=numpy_rng,
             last_metrics={"records": [[metrics, step] for metrics, step in records or []]},
-            notes=list(self.notes), cache_counts=[list(counts) for counts in self.cache_counts]))
+            notes=list(self.notes), cache_counts=[list(counts) for counts in self.cache_counts],
+            dro_q=None if self.dro is None else self.dro.state()))
 
     def summary(self) -> dict[str, float]:
         """The loop's metrics, sent once when the last stage is over: epochs per stage, feature-cache hits/misses."""
@@ -187,7 +199,8 @@ class LoopContext:
 
 def _compile(model: keras.Model, stage: StagePlan, context: LoopContext) -> None:
     with context.scope():
-        model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss="mse", metrics=[squared_error, mae_years],
+        loss = "mse" if context.dro is None else context.dro.loss()
+        model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss=loss, metrics=[squared_error, mae_years],
                       run_eagerly=stage.run_eagerly, jit_compile="auto" if context.jit_compile is None
                       else context.jit_compile)
 
@@ -221,7 +234,8 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
     images, targets, weights = train
     batch_size = stage.batch_size * context.replicas
     batches = training_dataset(images, targets, weights, batch_size, context.seed, augmentation,
-                               stage.max_train_batches, first_epoch=first_global_epoch + done)
+                               stage.max_train_batches, first_epoch=first_global_epoch + done,
+                               groups=context.sampling_groups)
     stopping = ResumableEarlyStopping(monitor="val_loss", patience=stage.patience, restore_best_weights=True,
                                       initial_state=stopping_state)
 
@@ -229,7 +243,8 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
         over = bool(model.stop_training) or epochs_done >= stage.max_epochs
         context.save_checkpoint(stage.index, epochs_done, over, model.optimizer, stopping.state(), records)
 
-    logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint)
+    logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint,
+                              None if context.dro is None else context.dro.curves)
     model.fit(
         batches,
         initial_epoch=done,
@@ -318,6 +333,8 @@ def run_schedule(
         for variable, value in zip(variables, resume.model_variables, strict=True):
             variable.assign(value)
         restore_rng(resume.python_rng, resume.numpy_rng)
+        if context.dro is not None and resume.dro_q is not None:
+            context.dro.restore(resume.dro_q)
     for stage in stages[len(context.stage_epochs):]:
         in_stage = resume if resume is not None and resume.stage == stage.index else None
         epochs = run_stage(model, stage, train, valid, sum(context.stage_epochs), context, in_stage)

@@ -174,6 +174,10 @@ def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Pa
     result = RunResult("r", {"val/mae": 7.5, "test/mae": 6.25}, tmp_path, "")
     returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {})
     assert returned == 7.5
+    result.metrics["val/mean_bias"] = 2.5
+    hydra_config.sweeper = SimpleNamespace(direction=["minimize", "minimize"])
+    returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {})
+    assert returned == (7.5, 2.5), "a two-objective search gets (val/mae, val/mean_bias)"
 
 
 def _sweep_killed_at(cwd: Path, marker: str, count: int) -> None:

@@ -17,6 +17,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from facebias.config.mitigation import CalibrationConfig, SamplingConfig, WeightingConfig, validate_groupings
+from facebias.config.mitigation import check as _check
 from facebias.errors import ConfigError
 from facebias.options import (
     BACKBONES,
@@ -28,7 +30,6 @@ from facebias.options import (
     PRECISIONS,
     PREPROCESSINGS,
     TRAINABLE_PARTS,
-    WEIGHTINGS,
     describe,
 )
 
@@ -117,13 +118,6 @@ class ScheduleConfig:
 
 
 @dataclass
-class WeightingConfig:
-    """Per-sample loss weighting: `none` or the study's 78-group class weights (`group`)."""
-
-    name: str = "group"
-
-
-@dataclass
 class TrackingConfig:
     """Where MLflow records. `uri: null` → SQLite at <original cwd>/<store_dir>/mlflow.db (MLFLOW_TRACKING_URI wins)."""
 
@@ -188,6 +182,8 @@ class TrainConfig:
     head: HeadConfig = MISSING
     schedule: ScheduleConfig = MISSING
     weighting: WeightingConfig = MISSING
+    sampling: SamplingConfig = MISSING
+    calibration: CalibrationConfig = MISSING
     tracking: TrackingConfig = MISSING
     trainer: TrainerConfig = MISSING
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -214,11 +210,6 @@ def register_configs() -> None:
     store.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
     store.store(group="data", name="appa_real_schema", node=AppaRealDataConfig)
     store.store(group="data", name="kit_arrays_schema", node=KitArraysDataConfig)
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 def _check_positive_optional(value: int | None, key: str) -> None:
@@ -304,7 +295,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check(stage.patience >= 0, f"{key}.patience={stage.patience} is invalid{label}: use a whole number >= 0.")
         _check(stage.batch_size >= 1, f"{key}.batch_size={stage.batch_size} is invalid{label}: use a whole number "
                ">= 1.")
-    WEIGHTINGS.get(config.weighting.name)
+    validate_groupings(config.weighting, config.sampling, config.calibration, config.trainer.distribute)
     _validate_tracking(config.tracking)
     augmentation = config.augmentation
     _check(0.0 <= augmentation.crop_fraction < 0.5, f"augmentation.crop_fraction={augmentation.crop_fraction} is "

@@ -1,0 +1,75 @@
+"""The mitigation options' config schema — weighting, sampling, calibration — and their value validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from facebias.errors import ConfigError
+from facebias.options import CALIBRATIONS, SAMPLINGS, WEIGHTINGS
+
+GROUPING_COLUMNS: tuple[str, ...] = ("gender", "ethnicity", "age_group", "expression")
+"""The attributes a group may be formed of (weighting, sampling, calibration)."""
+
+
+@dataclass
+class WeightingConfig:
+    """The training loss: plain MSE (`none`), the study's group class weights (`group`) or online group DRO
+    (`group_dro`, exponentiated-gradient step `dro_step_size`); groups are combinations of `attributes`."""
+
+    name: str = "group"
+    attributes: list[str] = field(default_factory=lambda: list(GROUPING_COLUMNS))
+    dro_step_size: float = 1.0
+
+
+@dataclass
+class SamplingConfig:
+    """How training batches draw images: `shuffle` (a permutation per epoch) or `balanced` over the groups of
+    `attributes` (every group equally likely, an epoch as long as a shuffled one)."""
+
+    name: str = "shuffle"
+    attributes: list[str] = field(default_factory=lambda: list(GROUPING_COLUMNS))
+
+
+@dataclass
+class CalibrationConfig:
+    """Post-hoc correction of predictions: `none`, or `group_offset` (each group of `attributes` minus its mean
+    validation residual). Age group is not allowed: at prediction time the true age is unknown."""
+
+    name: str = "none"
+    attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity", "expression"])
+
+
+def check(condition: bool, message: str) -> None:
+    """ConfigError(message) unless `condition`."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_attributes(key: str, attributes: list[str], allowed: tuple[str, ...]) -> None:
+    check(
+        len(attributes) > 0 and len(set(attributes)) == len(attributes) and set(attributes) <= set(allowed),
+        f"{key}={list(attributes)} is invalid: use a non-empty list of distinct attributes from {', '.join(allowed)}.",
+    )
+
+
+def validate_groupings(
+    weighting: WeightingConfig, sampling: SamplingConfig, calibration: CalibrationConfig, distribute: str
+) -> None:
+    """Weighting, sampling and calibration: registered names, their attributes, the DRO step size; ConfigError
+    naming the key, value and what would be accepted."""
+    WEIGHTINGS.get(weighting.name)
+    _check_attributes("weighting.attributes", weighting.attributes, GROUPING_COLUMNS)
+    check(
+        weighting.dro_step_size > 0,
+        f"weighting.dro_step_size={weighting.dro_step_size} is invalid: use a step size > 0 (e.g. 1.0).",
+    )
+    check(
+        weighting.name != "group_dro" or distribute == "none",
+        "weighting=group_dro runs on "
+        f"one device: trainer.distribute={distribute} is not supported with it; accepted: none.",
+    )
+    SAMPLINGS.get(sampling.name)
+    _check_attributes("sampling.attributes", sampling.attributes, GROUPING_COLUMNS)
+    CALIBRATIONS.get(calibration.name)
+    observable = tuple(column for column in GROUPING_COLUMNS if column != "age_group")
+    _check_attributes("calibration.attributes", calibration.attributes, observable)
