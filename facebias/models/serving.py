@@ -38,6 +38,21 @@ def builtin_preprocess(layer: Preprocess) -> keras.layers.Layer:
                                bias_initializer=keras.initializers.Constant(bias))
 
 
+def _uncompiled(model: keras.Model) -> keras.Model:
+    """The same graph and layers as a model that was never compiled (a compiled model, or a head trained on cached
+    features, would save a compile config naming facebias' metrics, which a loader without facebias cannot read)."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
+def _swap(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """`Preprocess` → built-in layers; a nested model → its uncompiled twin; any other layer stays (shared)."""
+    if isinstance(layer, Preprocess):
+        return builtin_preprocess(layer)
+    if isinstance(layer, keras.Model):
+        return _uncompiled(layer)
+    return layer
+
+
 def serving_model(model: keras.Model, calibrate: Calibrate | None = None,
                   extra_inputs: Mapping[str, keras.KerasTensor] | None = None) -> keras.Model:
     """`model` (uint8 images → age / 100) as uint8 images → apparent age in years, loadable without facebias.
@@ -45,10 +60,7 @@ def serving_model(model: keras.Model, calibrate: Calibrate | None = None,
     The layers are `model`'s own (shared weights), but for `Preprocess`; `calibrate` and `extra_inputs` are the
     post-processing hook described in the module docstring.
     """
-    def swap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        return builtin_preprocess(layer) if isinstance(layer, Preprocess) else layer
-
-    inner = keras.models.clone_model(model, clone_function=swap)
+    inner = keras.models.clone_model(_uncompiled(model), clone_function=_swap)
     images = inner.inputs[0]
     years = keras.layers.Rescaling(AGE_NORMALISATION, name="years", dtype="float32")(inner.outputs[0])
     if calibrate is not None:

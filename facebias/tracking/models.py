@@ -36,6 +36,7 @@ def save_logged_model(model: Any, folder: Path, example: np.ndarray) -> Path:
     from mlflow.models import infer_signature
 
     shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     signature = infer_signature(example, model.predict(example, verbose=0))
     mlflow.keras.save_model(model, str(folder), signature=signature, input_example=example,
                             pip_requirements=mlflow.keras.get_default_pip_requirements())

@@ -26,10 +26,20 @@ log = logging.getLogger(__name__)
 
 def provenance_tags() -> dict[str, str]:
     """MLflow's context tags of this process: mlflow.source.name, .type, .git.commit (and repoURL, branch),
-    mlflow.user — what `mlflow.start_run` adds; `MlflowClient.create_run` adds none."""
-    from mlflow.tracking.context.registry import resolve_tags
+    mlflow.user — what `mlflow.start_run` adds; `MlflowClient.create_run` adds none.
 
-    return {key: str(value) for key, value in resolve_tags().items()}
+    MLflow takes the commit from the main file's repository; when that is none (a notebook, pytest, a script
+    elsewhere), the commit, branch and repository URL are those of the checkout the facebias code runs from."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.git_utils import get_git_branch, get_git_commit, get_git_repo_url
+
+    tags = {key: str(value) for key, value in resolve_tags().items()}
+    if "mlflow.source.git.commit" not in tags:
+        code = str(Path(__file__).resolve().parents[1])
+        found = {"mlflow.source.git.commit": get_git_commit(code), "mlflow.source.git.branch": get_git_branch(code),
+                 "mlflow.source.git.repoURL": get_git_repo_url(code)}
+        tags.update({key: value for key, value in found.items() if value})
+    return tags
 
 
 @contextmanager

@@ -96,7 +96,10 @@ def test_the_killed_run_is_continued_and_finishes(resumed) -> None:
     assert f"resuming run {run_id}" in result.stdout
     output_dir = Path(runs[0].data.tags["facebias.output_dir"])
     assert not (output_dir / "checkpoint").exists(), "checkpoints are removed when the run finishes"
-    assert (output_dir / "model.weights.h5").is_file()
+    client, _ = store_runs(cwd)
+    assert [a.path for a in client.list_artifacts(run_id, "model")] == [
+        "model/MLmodel", "model/conda.yaml", "model/data", "model/input_example.json", "model/python_env.yaml",
+        "model/requirements.txt", "model/serving_input_example.json"]
 
 
 @pytest.mark.slow
