@@ -19,6 +19,7 @@ from facebias.data.card import dataset_card
 from facebias.data.dataset import Dataset
 from facebias.data.sources import load_dataset
 from facebias.io import write_text
+from facebias.progress import set_verbosity
 from facebias.run.identity import (
     DATASET_DIGEST_TAG,
     FEATURE_CACHE_TAG,
@@ -95,6 +96,7 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
                      on_run_open, None if target is None else target.run_id) as recorder:
         if target is not None:
             recorder.set_tags(tags)
+        set_verbosity(config.trainer.verbose)
         configure_devices(config.trainer)
         seed_everything(config.seed, config.trainer.deterministic)
         dataset = load_dataset(config.data)

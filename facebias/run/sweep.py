@@ -31,7 +31,7 @@ from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
 from facebias.run.liveness import mark_dead_children
 from facebias.tracking.queries import finished_child
-from facebias.tracking.runs import end_run, open_sweep_parent, record_failed_run
+from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
 from facebias.tracking.store import resolve_tracking_uri
 
@@ -126,13 +126,19 @@ class SweepTracking(Callback):
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
         wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
-        self._attach_report(tracking_config, base_dir, sweep_dir)
+        note = self._attach_report(tracking_config, base_dir, sweep_dir)
+        if note:
+            tags[identity.NOTE_TAG] = note
+        multirun = sweep_dir / "multirun.yaml"
+        if multirun.is_file():
+            log_file(resolve_tracking_uri(tracking_config, base_dir), self.parent_run_id, multirun)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
         end_run(tracking_config, base_dir, self.parent_run_id, status, tags)
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
-    def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
+    def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> str | None:
+        """Write and log the results table; returns results.md (the parent's description), or None without one."""
         from facebias.report.build import report_for_parent
         from facebias.report.render import format_markdown
 
@@ -142,8 +148,9 @@ class SweepTracking(Callback):
             table = report_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "report")
         except FacebiasError as error:
             log.warning("no results table for this sweep: %s", error)
-            return
+            return None
         log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
+        return (sweep_dir / "report" / "results.md").read_text(encoding="utf-8")
 
 
 TrainFunction = Callable[..., Any]

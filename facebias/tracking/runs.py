@@ -199,6 +199,12 @@ def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str 
     with_retries(lambda: client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
 
 
+def log_file(tracking_uri: str, run_id: str, file: Path, artifact_path: str | None = None) -> None:
+    """Log one file as an artifact of run `run_id`."""
+    client = client_for(tracking_uri)
+    with_retries(lambda: client.log_artifact(run_id, str(file), artifact_path), "log an artifact")
+
+
 def set_run_tags(client, run_id: str, tags: Mapping[str, str]) -> None:
     """Set `tags` on run `run_id` in one batch (MLflow splits it, and truncates over-long values)."""
     from mlflow.entities import RunTag
