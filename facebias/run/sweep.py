@@ -26,10 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrackingConfig
 from facebias.errors import FacebiasError
-from facebias.io import write_json
+from facebias.io import write_json, write_text
 from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
 from facebias.run.liveness import mark_dead_children
+from facebias.run.sweep_progress import SweepProgress, sweep_size
 from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
@@ -78,9 +79,10 @@ class SweepTracking(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.finished = False
+        self.progress: SweepProgress | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-
+        self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled:
             return
@@ -105,6 +107,8 @@ class SweepTracking(Callback):
         atexit.register(self._finish, tracking_config, base_dir, sweep_dir, False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled or self.parent_run_id is None:
             return
@@ -123,6 +127,8 @@ class SweepTracking(Callback):
         if self.finished or self.parent_run_id is None:
             return []
         self.finished = True
+        if self.progress is not None:
+            self.progress.stop()
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
         wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
@@ -177,6 +183,8 @@ def run_sweep_job(
     fingerprint = config_fingerprint(resolved)
     job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint}
     opened: list[str] = []
+    (sweep_dir / JOBS_FOLDER).mkdir(parents=True, exist_ok=True)
+    write_text(sweep_dir / JOBS_FOLDER / f"{num}.started", " ".join(o for o in overrides if not o.startswith("hydra.")))
     try:
         if isinstance(config, Exception):
             raise config
