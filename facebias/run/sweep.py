@@ -81,6 +81,10 @@ class SweepTracking(Callback):
         self.finished = False
         self.progress: SweepProgress | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers that start jobs elsewhere (submitit) pickle the callbacks: the progress thread stays here."""
+        return {**self.__dict__, "progress": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
         tracking_config = _tracking_config(config)

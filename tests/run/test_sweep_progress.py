@@ -49,3 +49,16 @@ def test_the_bar_follows_the_jobs_folder(tmp_path: Path, monkeypatch: pytest.Mon
     progress.stop()
     assert "sweep:  12%" in terminal.getvalue() and "| 1/8 " in terminal.getvalue()
     assert terminal.getvalue().rstrip().endswith("job 2: experiment=exp3]")
+
+
+def test_the_callback_still_pickles_with_its_progress_running(tmp_path: Path) -> None:
+    """submitit pickles Hydra's callbacks to start each job: the bar's thread must not travel with them."""
+    import pickle
+
+    from facebias.run.sweep import SweepTracking
+
+    callback = SweepTracking()
+    callback.parent_run_id = "abc"
+    callback.progress = SweepProgress(tmp_path, 2)
+    copy = pickle.loads(pickle.dumps(callback))
+    assert (copy.parent_run_id, copy.progress) == ("abc", None)
