@@ -130,3 +130,28 @@ def test_the_run_is_registered_and_carries_provenance_and_system_metrics(trained
     assert cpu and all(0 <= m.value <= 100 for m in cpu)
     total_mb = psutil.virtual_memory().total / 1e6
     assert memory and all(0 < m.value < total_mb for m in memory)
+
+
+def test_predict_reads_a_folder_of_images_with_its_attributes(trained, capsys) -> None:
+    from PIL import Image
+
+    from facebias.predict import main as predict_main
+
+    tmp, uri, result, test = trained
+    folder = tmp / "faces"
+    folder.mkdir()
+    picked = [5, 0, 17]  # named so that file order differs from split order
+    names = [f"face_{letter}.png" for letter in "abc"]
+    for name, index in zip(names, picked, strict=True):
+        Image.fromarray(test.images[index]).save(folder / name)  # PNG: the same pixels come back
+    labels = test.attributes.iloc[picked][list(ATTRIBUTE_COLUMNS)].reset_index(drop=True)
+    labels.insert(0, "apparent_age", test.ages[picked])
+    labels.insert(0, "file", names)
+    labels.iloc[::-1].to_csv(folder / "attributes.csv", index=False)  # rows matched by file, not by order
+    assert predict_main([f"model={result.model}", f"images={folder}", f"tracking.uri={uri}"]) == 0
+    table = pd.read_csv(folder / "predictions.csv")
+    logged = _run_predictions(MlflowClient(uri), result.run_id, tmp)
+    assert list(table["image"]) == names
+    np.testing.assert_allclose(table["predicted_age"], logged["predicted_age"].iloc[picked], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(table["apparent_age"], test.ages[picked])
+    assert capsys.readouterr().out.startswith(f"wrote the predicted ages to {folder / 'predictions.csv'}\nmae ")
