@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = "facebias_sweep.json"
 JOBS_FOLDER = "facebias_jobs"
+SOURCE_NAME_TAG = "mlflow.source.name"
+ENTRY_POINT = Path(__file__).resolve().parents[1] / "train.py"
+"""A job's source: the sweep's entry point, whatever process a launcher runs the job in (submitit's, say)."""
 OBJECTIVE = "val/mae"
 """What a job returns to Hydra's sweeper: a validation metric, never a test one (no tuning on the test split)."""
 
@@ -185,7 +188,8 @@ def run_sweep_job(
     parent_file = sweep_dir / PARENT_FILE
     parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
     fingerprint = config_fingerprint(resolved)
-    job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint}
+    job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint,
+                SOURCE_NAME_TAG: str(ENTRY_POINT)}
     opened: list[str] = []
     (sweep_dir / JOBS_FOLDER).mkdir(parents=True, exist_ok=True)
     write_text(sweep_dir / JOBS_FOLDER / f"{num}.started", " ".join(o for o in overrides if not o.startswith("hydra.")))
