@@ -2,12 +2,13 @@
 
 A quick grid sweep (`python -m facebias.train +sweep=paper_grid_quick`) writes a SQLite MLflow store; the test
 starts `mlflow server` on 127.0.0.1 over that store, the way users do, and in a fresh profile of headless Chromium
-(Debian's `chromium` package, driven by Playwright) follows the README: it opens the experiment (which must land on
-the model-training runs table, not MLflow 3's GenAI overview), expands the parent run `paper_grid_quick` (its 8
-child runs are listed under it), adds the five test-metric columns from the "Columns" menu and reads each child's
-values, which must equal the store's; then it opens the parent run, whose description must show the results
-table. The screenshots of those two views are saved under docs/images/ (the README shows them). On failure a
-screenshot, the page HTML and the server log are kept in `test-artifacts/` at the repository root.
+(Debian's `chromium` package, driven by Playwright) follows the README: it opens the experiment (a fresh browser
+shows MLflow 3's GenAI overview), switches to "Model training" (the runs table), expands the parent run
+`paper_grid_quick` (its 8 child runs are listed under it), adds the five test-metric columns from the "Columns"
+menu and reads each child's values, which must equal the store's; then it opens the parent run, whose description
+must show the results table. The screenshots of those two views are saved under docs/images/ (the README shows
+them). On failure a screenshot, the page HTML and the server log are kept in `test-artifacts/` at the repository
+root.
 """
 
 from __future__ import annotations
@@ -203,8 +204,10 @@ def _save_evidence(page: Page, server: MlflowServer, name: str) -> list[Path]:
 
 
 def _open_runs_table(page: Page, url: str, parent_id: str, child_ids: set[str]) -> None:
-    """What a user does: open the experiment, expand the sweep's parent run, add the test-metric columns."""
+    """What a user does: open the experiment, which a fresh browser shows in MLflow 3's GenAI mode; switch to
+    "Model training" (its runs table); expand the sweep's parent run; add the test-metric columns."""
     page.goto(url)
+    page.get_by_role("button", name="Model training", exact=True).click()
     parent_link = page.get_by_role("link", name=PARENT_NAME, exact=True)
     parent_link.wait_for()  # the SPA has fetched the runs and rendered the table
     assert re.search(r"/experiments/\d+/runs", page.url), f"the experiment opened on {page.url}, not its runs"
@@ -237,6 +240,9 @@ def _open_parent(page: Page, url: str, children: dict[str, Run]) -> None:
     page.goto(url)
     table = page.locator("table").filter(has_text="Experiment").first
     table.wait_for()
+    show_more = page.get_by_text("Show more", exact=True)
+    if show_more.count():  # a long description is folded
+        show_more.first.click()
     text = table.inner_text()
     for run in children.values():
         row = f"{run.data.tags['facebias.experiment']}"

@@ -52,7 +52,16 @@ def test_the_parents_description_is_its_results_table(quick_grid_store: Path) ->
     logged = Path(client.download_artifacts(parent.info.run_id, "report/results.md", str(quick_grid_store / "note")))
     note = parent.data.tags["mlflow.note.content"]
     assert note == logged.read_text(encoding="utf-8")
-    assert note.count("\n| exp") + note.count("\n| ") >= 8 and "| MAE" in note
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")]
+                                          for line in note.splitlines() if line.startswith("| exp"))}
+    header = next(line for line in note.splitlines() if line.startswith("| Experiment"))
+    mae_column = [c.strip() for c in header.strip("|").split("|")].index("MAE")
+    children = [run for run in runs if run is not parent]
+    assert sorted(rows) == sorted(run.data.tags["facebias.experiment"] for run in children)
+    for run in children:  # one run per experiment: the cell is that run's test MAE and its interval
+        cell = rows[run.data.tags["facebias.experiment"]][mae_column].strip("*")
+        mae, low, high = (run.data.metrics[f"test/mae{suffix}"] for suffix in ("", "_ci_low", "_ci_high"))
+        assert cell == f"{mae:.4f} [{low:.2f}, {high:.2f}]"
 
 
 def test_a_report_then_a_run_in_one_process_records_where_the_runs_config_says(quick_grid_store: Path,
