@@ -23,6 +23,9 @@ from facebias.data.dataset import ATTRIBUTE_COLUMNS
 from facebias.data.sources import load_dataset
 from facebias.metrics import bias_scores, mean_absolute_error
 
+pytestmark = pytest.mark.slow
+"""A model trained in-process, subprocesses that load TensorFlow, or the quick grid."""
+
 TEST_IMAGES = 64
 """trainer=smoke evaluates the first 64 images of each split."""
 REGISTERED = "facebias-age"

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import mlflow
 import psutil
+import pytest
 import yaml
 from conftest import QUICK_DATA, REPO_ROOT, compose_train, store_runs
 from omegaconf import OmegaConf
 
 from facebias.config import to_train_config
 from facebias.report.__main__ import main as report_main
+
+pytestmark = pytest.mark.slow
+"""A model trained in-process, subprocesses that load TensorFlow, or the quick grid."""
 
 
 def test_parent_and_children_carry_mlflows_context_tags(quick_grid_store: Path) -> None:
