@@ -16,6 +16,8 @@ from facebias.data.pipeline import EVAL_BATCH_SIZE, inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
 from facebias.models.assemble import build_model
 from facebias.models.registry import min_input_size
+from facebias.models.serving import serving_model
+from facebias.progress import keras_verbose
 from facebias.vocab import AGE_NORMALISATION
 
 EVALUATED_SPLITS: dict[str, str] = {"val": "valid", "test": "test"}
@@ -41,7 +43,20 @@ def effective_input_size(backbone: BackboneConfig, trainer: TrainerConfig) -> in
 
 def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Predicted apparent ages in years (images in memory or memory-mapped, read batch by batch)."""
-    return model.predict(inference_dataset(images, None, batch_size), verbose=0).reshape(-1) * AGE_NORMALISATION
+    batches = inference_dataset(images, None, batch_size)
+    return model.predict(batches, verbose=keras_verbose()).reshape(-1) * AGE_NORMALISATION
+
+
+def serving(model: keras.Model, strategy: Any = None) -> keras.Model:
+    """The trained `model` as users get it (uint8 images → years, `facebias.models.serving`), built in the scope
+    of the strategy that holds its variables."""
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        return serving_model(model)
+
+
+def predict_years(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+    """Predictions of a serving model (years out), batch by batch."""
+    return model.predict(inference_dataset(images, None, batch_size), verbose=keras_verbose()).reshape(-1)
 
 
 def set_execution(model: keras.Model, trainer: TrainerConfig) -> None:

@@ -60,7 +60,8 @@ def main(cfg: DictConfig) -> float | None:
     except FacebiasError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
-    print_summary(result.metrics, config.statistics.level, result.run_id, result.output_dir, result.view_hint)
+    print_summary(result.metrics, config.statistics.level, result.run_id, result.output_dir, result.view_hint,
+                  result.model)
     return result.metrics.get(OBJECTIVE)
 
 

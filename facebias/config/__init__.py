@@ -126,6 +126,8 @@ class TrackingConfig:
     store_dir: str = "mlruns"
     experiment: str = "facebias"
     offline_after_s: float = 300.0
+    register_as: str | None = None
+    system_metrics: bool = False
 
 
 @dataclass
@@ -146,7 +148,7 @@ class TrainerConfig:
     max_batch_size: int | None = None
     max_input_size: int | None = None
     max_eval_samples: int | None = None
-    keep_final_model: bool = True
+    keep_final_model: bool = False
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from facebias.data.validation import one_line
+from facebias.progress import bar
 
 MAX_DECODE_THREADS = 8
 
@@ -28,7 +28,7 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
 def decode_images(paths: Sequence[Path], size: int, label: str) -> tuple[np.ndarray, dict[int, str]]:
     """Decode JPEGs into a (N, size, size, 3) uint8 RGB array (in a thread pool); also the failures, index → reason.
 
-    A failed image leaves zeros in its slot. Progress goes to stderr every 10 %.
+    A failed image leaves zeros in its slot. Progress: a bar on a terminal (`facebias.progress`).
     """
     images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
 
@@ -41,15 +41,12 @@ def decode_images(paths: Sequence[Path], size: int, label: str) -> tuple[np.ndar
 
     failures: dict[int, str] = {}
     workers = max(1, min(MAX_DECODE_THREADS, os.cpu_count() or 1))
-    with _truncated_images_rejected(), ThreadPoolExecutor(max_workers=workers) as pool:
-        next_report = 0.1
+    with (_truncated_images_rejected(), ThreadPoolExecutor(max_workers=workers) as pool,
+          bar(len(paths), f"decoding {label} images") as shown):
         for index, reason in enumerate(pool.map(decode_into, range(len(paths)))):
             if reason is not None:
                 failures[index] = reason
-            done = index + 1
-            if done / len(paths) >= next_report or done == len(paths):
-                _report_progress(label, done, len(paths))
-                next_report = np.floor(done / len(paths) * 10 + 1) / 10
+            shown.update(1)
     return images, failures
 
 
@@ -70,8 +67,3 @@ def _truncated_images_rejected() -> Iterator[None]:
         yield
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
-
-
-def _report_progress(label: str, done: int, total: int) -> None:
-    ending = "\n" if done == total or not sys.stderr.isatty() else "\r"
-    print(f"decoding {label} images: {done / total:4.0%} ({done}/{total})", end=ending, file=sys.stderr, flush=True)

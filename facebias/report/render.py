@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
 
 import pandas as pd
 
@@ -99,23 +98,24 @@ def notes(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def display_frame(table: pd.DataFrame, bold: bool = False) -> pd.DataFrame:
+    """The table's cells as text, one column per `display_columns()`; with `bold`, the best group of each tested
+    metric column in Markdown bold."""
+    frame = pd.DataFrame(display_rows(table), columns=display_columns())
+    if bold and table.attrs.get("comparison"):
+        for column in METRIC_COLUMNS:
+            best = sorted(shading(table, column)[0])
+            frame.loc[best, column] = "**" + frame.loc[best, column] + "**"
+    return frame
+
+
 def format_markdown(table: pd.DataFrame) -> str:
-    """The table as GitHub-flavoured Markdown (numbers right-aligned; best group in bold when tested)."""
-    header = display_columns()
+    """The table as GitHub-flavoured Markdown (pandas' `to_markdown`; numbers right-aligned; best group in bold
+    when tested)."""
+    frame = display_frame(table, bold=True).replace(r"\|", r"\\|", regex=True)
     numeric = {"Stages", *METRIC_COLUMNS, "n"}
-    bold = {column: shading(table, column)[0] if table.attrs.get("comparison") else set()
-            for column in METRIC_COLUMNS}
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    body = []
-    for position, cells in enumerate(display_rows(table)):
-        metric_cells = [f"**{text}**" if position in bold[column] else text
-                        for column, text in zip(METRIC_COLUMNS, cells[len(TEXT_COLUMNS):-1], strict=True)]
-        body.append(line([*cells[: len(TEXT_COLUMNS)], *metric_cells, cells[-1]]))
-    rule = "|" + "|".join("---:" if column in numeric else "---" for column in header) + "|"
-    return "\n".join([line(header), rule, *body])
+    align = ["right" if column in numeric else "left" for column in frame.columns]
+    return frame.to_markdown(index=False, tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 HTML_STYLE = f"""
@@ -130,28 +130,23 @@ p.note {{ color: #555; font-size: 0.9em; }}
 """
 
 
-def _html_cell(text: str, css: str, colour: str | None) -> str:
-    style = f' style="background:{colour}"' if colour else ""
-    return f'<td class="{css}"{style}>{html.escape(text)}</td>'
+def cell_classes(table: pd.DataFrame) -> pd.DataFrame:
+    """The CSS classes of every cell: `text` or `num`, plus `best` / `worst` for shaded metric cells."""
+    numeric = {*METRIC_COLUMNS, "n"}
+    classes = pd.DataFrame([["num" if c in numeric else "text" for c in display_columns()]] * len(table),
+                           columns=display_columns())
+    for column in METRIC_COLUMNS:
+        best, worst = shading(table, column)
+        classes.loc[sorted(best), column] += " best"
+        classes.loc[sorted(worst), column] += " worst"
+    return classes
 
 
 def format_html(table: pd.DataFrame, title: str) -> str:
-    """A self-contained HTML page: title, legend, the table with best/worst metric cells shaded, notes."""
-    shaded = {column: shading(table, column) for column in METRIC_COLUMNS}
-    body_rows = []
-    for position, cells in enumerate(display_rows(table)):
-        parts = [_html_cell(text, "text", None) for text in cells[: len(TEXT_COLUMNS)]]
-        for column, text in zip(METRIC_COLUMNS, cells[len(TEXT_COLUMNS) : -1], strict=True):
-            best, worst = shaded[column]
-            if position in best:
-                parts.append(_html_cell(text, "num best", BEST_COLOUR))
-            elif position in worst:
-                parts.append(_html_cell(text, "num worst", WORST_COLOUR))
-            else:
-                parts.append(_html_cell(text, "num", None))
-        parts.append(_html_cell(cells[-1], "num", None))
-        body_rows.append("<tr>" + "".join(parts) + "</tr>")
-    header = "".join(f"<th>{html.escape(column)}</th>" for column in display_columns())
+    """A self-contained HTML page: title, legend, the table (pandas' `Styler`) with best/worst metric cells shaded,
+    notes."""
+    styler = display_frame(table).style.format(escape="html").hide(axis="index").set_uuid("results")
+    rendered = styler.set_td_classes(cell_classes(table)).to_html()
     page_notes = "\n".join(f'<p class="note">{html.escape(note)}</p>' for note in notes(table))
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -165,12 +160,7 @@ def format_html(table: pd.DataFrame, title: str) -> str:
 <p class="legend">Legend: <span class="best">green</span> = best (lowest) value of the column and, when tested,
 every value not distinguishable from it; <span class="worst">red</span> = worst (highest); lower is better for
 MAE and every bias score. A cell is the mean [95 % interval].</p>
-<table>
-<thead><tr>{header}</tr></thead>
-<tbody>
-{chr(10).join(body_rows)}
-</tbody>
-</table>
+{rendered}
 {page_notes}
 </body>
 </html>

@@ -55,7 +55,7 @@ SWEEP_DIR_TAG = "facebias.sweep_dir"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 """MLflow's tag that nests a child run (a sweep's job) under its parent."""
 NOTE_TAG = "mlflow.note.content"
-"""MLflow's run description, shown in its UI: the config's `description`."""
+"""MLflow's run description, shown in its UI: a run's config `description`; a sweep parent's results table."""
 
 
 def choice_tag(group: str) -> str:

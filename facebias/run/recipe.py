@@ -7,6 +7,7 @@ the config. It resumes a killed run when `resume` says so (facebias.run.resume).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from facebias.data.card import dataset_card
 from facebias.data.dataset import Dataset
 from facebias.data.sources import load_dataset
 from facebias.io import write_text
+from facebias.progress import set_verbosity
 from facebias.run.identity import (
     DATASET_DIGEST_TAG,
     FEATURE_CACHE_TAG,
@@ -32,7 +34,8 @@ from facebias.run.identity import (
 from facebias.run.liveness import lock_run
 from facebias.run.mitigation import training_inputs, write_mitigation_artifacts
 from facebias.run.resume import ResumeTarget, find_resume_target, restore_history, unlogged
-from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything
+from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything, serving
+from facebias.tracking.models import MODEL_ARTIFACT, model_uri, save_logged_model
 from facebias.tracking.params import flatten_params
 from facebias.tracking.recorder import Recorder
 from facebias.tracking.runs import tracked_run
@@ -47,12 +50,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a finished run produced: its MLflow run id, final metrics, output folder and how to view it."""
+    """What a finished run produced: its MLflow run id, final metrics, output folder, how to view it, and where its
+    model is (`runs:/<run id>/model`, or a folder when the store does not hold it)."""
 
     run_id: str
     metrics: dict[str, float]
     output_dir: Path
     view_hint: str
+    model: str = ""
 
 
 def train(
@@ -91,6 +96,7 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
                      on_run_open, None if target is None else target.run_id) as recorder:
         if target is not None:
             recorder.set_tags(tags)
+        set_verbosity(config.trainer.verbose)
         configure_devices(config.trainer)
         seed_everything(config.seed, config.trainer.deterministic)
         dataset = load_dataset(config.data)
@@ -129,9 +135,28 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
         print("writing the run's artifacts", flush=True)
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         write_mitigation_artifacts(artifacts, inputs.dro, offsets)
+        copy_hydra_files(output_dir, artifacts / "hydra")
+        save_logged_model(serving(model, strategy), artifacts / MODEL_ARTIFACT, dataset.test.images[:1])
         recorder.log_artifacts(artifacts)
+        if config.tracking.register_as:
+            version = recorder.register_model(config.tracking.register_as)
+            if version is not None:
+                print(f"registered the model as {config.tracking.register_as!r} version {version}", flush=True)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
-    return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint())
+    location = model_uri(recorder.run_id)
+    if recorder.delivered():
+        shutil.rmtree(artifacts / MODEL_ARTIFACT)  # the store holds it
+    else:
+        location = str((artifacts / MODEL_ARTIFACT).resolve())
+    return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint(), location)
+
+
+def copy_hydra_files(output_dir: Path, folder: Path) -> None:
+    """Hydra's record of the run (.hydra/: the composed config.yaml, the command line's overrides.yaml and
+    hydra.yaml), copied among the artifacts; nothing when Hydra wrote none (a run started in-process)."""
+    source = output_dir / ".hydra"
+    if source.is_dir():
+        shutil.copytree(source, folder, dirs_exist_ok=True)
 
 
 def record_loop_notes(recorder: Recorder, context: LoopContext) -> None:

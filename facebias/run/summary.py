@@ -39,11 +39,14 @@ def summary_lines(metrics: Mapping[str, float], level: float) -> list[str]:
     return lines
 
 
-def print_summary(metrics: Mapping[str, float], level: float, run_id: str, output_dir: Path, view_hint: str) -> None:
-    """The headline metrics with their uncertainty, the run id and how to look at the run."""
+def print_summary(metrics: Mapping[str, float], level: float, run_id: str, output_dir: Path, view_hint: str,
+                  model: str = "") -> None:
+    """The headline metrics with their uncertainty, the run id, where the model is and how to look at the run."""
     print("\n== facebias run finished ==")
     for line in summary_lines(metrics, level):
         print(line)
     print(f"run id: {run_id}")
     print(f"outputs: {output_dir}")
+    if model:
+        print(f"model: {model} (predict with `python -m facebias.predict model={model} images=…`)")
     print(f"view it: {view_hint}")

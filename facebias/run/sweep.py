@@ -26,12 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrackingConfig
 from facebias.errors import FacebiasError
-from facebias.io import write_json
+from facebias.io import write_json, write_text
 from facebias.run import identity
 from facebias.run.identity import config_fingerprint, sweep_key
 from facebias.run.liveness import mark_dead_children
+from facebias.run.sweep_progress import SweepProgress, sweep_size
 from facebias.tracking.queries import finished_child
-from facebias.tracking.runs import end_run, open_sweep_parent, record_failed_run
+from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
 from facebias.tracking.store import resolve_tracking_uri
 
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = "facebias_sweep.json"
 JOBS_FOLDER = "facebias_jobs"
+SOURCE_NAME_TAG = "mlflow.source.name"
+ENTRY_POINT = Path(__file__).resolve().parents[1] / "train.py"
+"""A job's source: the sweep's entry point, whatever process a launcher runs the job in (submitit's, say)."""
 OBJECTIVE = "val/mae"
 """What a job returns to Hydra's sweeper: a validation metric, never a test one (no tuning on the test split)."""
 BIAS_OBJECTIVE = "val/mean_bias"
@@ -97,9 +101,14 @@ class SweepTracking(Callback):
         self.parent_run_id: str | None = None
         self.finished = False
         self.objectives: tuple[str, ...] = (OBJECTIVE,)
+        self.progress: SweepProgress | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers that start jobs elsewhere (submitit) pickle the callbacks: the progress thread stays here."""
+        return {**self.__dict__, "progress": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-
+        self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled:
             return
@@ -125,6 +134,8 @@ class SweepTracking(Callback):
         atexit.register(self._finish, tracking_config, base_dir, sweep_dir, False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
         tracking_config = _tracking_config(config)
         if not tracking_config.enabled or self.parent_run_id is None:
             return
@@ -143,6 +154,8 @@ class SweepTracking(Callback):
         if self.finished or self.parent_run_id is None:
             return []
         self.finished = True
+        if self.progress is not None:
+            self.progress.stop()
         wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
         marked = mark_dead_children(tracking_config, base_dir, self.parent_run_id, "the end of its sweep")
         if marked:
@@ -150,13 +163,19 @@ class SweepTracking(Callback):
                         ", ".join(marked))
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
-        self._attach_report(tracking_config, base_dir, sweep_dir)
+        note = self._attach_report(tracking_config, base_dir, sweep_dir)
+        if note:
+            tags[identity.NOTE_TAG] = note
+        multirun = sweep_dir / "multirun.yaml"
+        if multirun.is_file():
+            log_file(resolve_tracking_uri(tracking_config, base_dir), self.parent_run_id, multirun)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
         end_run(tracking_config, base_dir, self.parent_run_id, status, tags)
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
-    def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> None:
+    def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> str | None:
+        """Write and log the results table; returns results.md (the parent's description), or None without one."""
         from facebias.report.build import report_for_parent
         from facebias.report.render import format_markdown
 
@@ -166,7 +185,7 @@ class SweepTracking(Callback):
             table = report_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "report")
         except FacebiasError as error:
             log.warning("no results table for this sweep: %s", error)
-            return
+            return None
         log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
         if len(self.objectives) == 2:
             from facebias.report.pareto import pareto_for_parent
@@ -174,6 +193,7 @@ class SweepTracking(Callback):
             front = pareto_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "pareto",
                                       self.objectives)
             log.info("Pareto front of the search (also in %s):\n%s", sweep_dir / "pareto", front.to_string())
+        return (sweep_dir / "report" / "results.md").read_text(encoding="utf-8")
 
 
 TrainFunction = Callable[..., Any]
@@ -199,8 +219,11 @@ def run_sweep_job(
     parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
     fingerprint = config_fingerprint(resolved)
     objectives = sweep_objectives(getattr(hydra_config, "sweeper", None))
-    job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint}
+    job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint,
+                SOURCE_NAME_TAG: str(ENTRY_POINT)}
     opened: list[str] = []
+    (sweep_dir / JOBS_FOLDER).mkdir(parents=True, exist_ok=True)
+    write_text(sweep_dir / JOBS_FOLDER / f"{num}.started", " ".join(o for o in overrides if not o.startswith("hydra.")))
     try:
         if isinstance(config, Exception):
             raise config

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
+
 from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
 from facebias.tracking.recorder import MlflowRecorder, Recorder
@@ -62,9 +64,9 @@ def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | Non
     """The parent run of a sweep (the given one, else the most recent run tagged `parent_tags`) and its children.
 
     Returns `(parent_run, children)`; `children` is a DataFrame with mlflow.search_runs' columns (run_id, status,
-    tags.*, params.*, metrics.*). Raises TrackingError with a clear sentence when there is nothing to read.
+    tags.*, params.*, metrics.*). Raises TrackingError with a clear sentence when there is nothing to read. The store
+    is read through this URI's client: MLflow's process-wide tracking URI (and MLFLOW_TRACKING_URI) stay untouched.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     client = client_for(tracking_uri)
@@ -85,12 +87,40 @@ def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | Non
             raise TrackingError(f"no sweep found in experiment {experiment!r} of {tracking_uri}: run one with "
                                 "`python -m facebias.train -m 'experiment=glob(exp*)'`, or pass --parent RUN_ID.")
         parent = parents[0]
-    mlflow.set_tracking_uri(tracking_uri)
-    children = mlflow.search_runs(
-        [parent.info.experiment_id], tag_filter({"mlflow.parentRunId": parent.info.run_id}),
-        order_by=["attributes.start_time ASC"],
-    )
-    return parent, children
+    children = all_runs(client, parent.info.experiment_id, tag_filter({"mlflow.parentRunId": parent.info.run_id}))
+    return parent, runs_frame(children)
+
+
+def all_runs(client, experiment_id: str, filter_string: str) -> list:
+    """Every run of the experiment matching `filter_string`, oldest first (all pages)."""
+    runs, token = [], None
+    while True:
+        page = with_retries(lambda token=token: client.search_runs(
+            [experiment_id], filter_string, order_by=["attributes.start_time ASC"], page_token=token), "search runs")
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def runs_frame(runs: list) -> pd.DataFrame:
+    """Runs as one row each, with mlflow.search_runs' columns: run_id, experiment_id, status, artifact_uri,
+    start_time, end_time (UTC), then metrics.*, params.* and tags.* (missing values NaN / None)."""
+    rows = []
+    for run in runs:
+        info = run.info
+        rows.append({
+            "run_id": info.run_id, "experiment_id": info.experiment_id, "status": info.status,
+            "artifact_uri": info.artifact_uri, "start_time": info.start_time, "end_time": info.end_time,
+            **{f"metrics.{key}": value for key, value in run.data.metrics.items()},
+            **{f"params.{key}": value for key, value in run.data.params.items()},
+            **{f"tags.{key}": value for key, value in run.data.tags.items()},
+        })
+    frame = pd.DataFrame(rows, columns=None if rows else ["run_id", "experiment_id", "status", "artifact_uri",
+                                                          "start_time", "end_time"])
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    return frame
 
 
 def finished_child(config: TrackingConfig, base_dir: Path, parent_run_id: str, where: Mapping[str, str]):

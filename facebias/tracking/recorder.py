@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from facebias.errors import TrackingError
+from facebias.tracking.models import register_model
 from facebias.tracking.offline import RunJournal, dataset_inputs, sync_command
 from facebias.tracking.server import fail_fast_http, is_http, probe_server, short_error, unreachable_reason
 from facebias.tracking.store import with_retries
@@ -39,6 +40,10 @@ class Recorder(Protocol):
     def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None: ...
 
     def view_hint(self) -> str: ...
+
+    def delivered(self) -> bool: ...
+
+    def register_model(self, name: str) -> str | None: ...
 
 
 class LocalRecorder:
@@ -65,6 +70,14 @@ class LocalRecorder:
 
     def view_hint(self) -> str:
         return f"tracking was disabled; results are in {self.output_dir}"
+
+    def delivered(self) -> bool:
+        """Never: the output folder holds the only copy of what the run wrote."""
+        return False
+
+    def register_model(self, name: str) -> str | None:
+        log.warning("tracking is disabled: the model is not registered as %r", name)
+        return None
 
 
 class MlflowRecorder:
@@ -169,6 +182,18 @@ class MlflowRecorder:
         if self.tracking_uri.startswith("sqlite:///"):
             return f"mlflow ui --backend-store-uri {self.tracking_uri}"
         return f"open {self.tracking_uri} (experiment id {self.experiment_id}, run {self.run_id})"
+
+    def delivered(self) -> bool:
+        """Whether the store holds everything recorded so far (nothing queued, not offline)."""
+        return not self.offline and not self.queue
+
+    def register_model(self, name: str) -> str | None:
+        """Register the run's logged model as a new version of `name` in the store's Model Registry; None (with a
+        warning) while the store does not hold the model yet (an outage)."""
+        if not self.delivered():
+            log.warning("the model is not registered as %r: the tracking server has not received it yet", name)
+            return None
+        return register_model(self.tracking_uri, self.run_id, name)
 
     def _queue(self, what: str, action: Callable[[], Any]) -> None:
         if not self.offline:

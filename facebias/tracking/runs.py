@@ -1,7 +1,9 @@
 """Opening and ending MLflow runs: a training run's lifecycle (FINISHED / FAILED / KILLED), a sweep's parent run,
 the run of a job that failed before it could open one, and files attached to a run afterwards.
 
-A training run that fails leaves its error as the `error` tag and as error.txt among its artifacts.
+A training run that fails leaves its error as the `error` tag and as error.txt among its artifacts. Every run this
+module creates carries MLflow's context tags (`provenance_tags`: source file, git commit, user, …), as runs started
+with `mlflow.start_run` do.
 """
 
 from __future__ import annotations
@@ -22,6 +24,42 @@ from facebias.tracking.store import client_for, connect, with_retries
 log = logging.getLogger(__name__)
 
 
+def provenance_tags() -> dict[str, str]:
+    """MLflow's context tags of this process: mlflow.source.name, .type, .git.commit (and repoURL, branch),
+    mlflow.user — what `mlflow.start_run` adds; `MlflowClient.create_run` adds none.
+
+    MLflow takes the commit from the main file's repository; when that is none (a notebook, pytest, a script
+    elsewhere), the commit, branch and repository URL are those of the checkout the facebias code runs from."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.git_utils import get_git_branch, get_git_commit, get_git_repo_url
+
+    tags = {key: str(value) for key, value in resolve_tags().items()}
+    if "mlflow.source.git.commit" not in tags:
+        code = str(Path(__file__).resolve().parents[1])
+        found = {"mlflow.source.git.commit": get_git_commit(code), "mlflow.source.git.branch": get_git_branch(code),
+                 "mlflow.source.git.repoURL": get_git_repo_url(code)}
+        tags.update({key: value for key, value in found.items() if value})
+    return tags
+
+
+@contextmanager
+def system_metrics(config: TrackingConfig, recorder: MlflowRecorder, resumed: bool) -> Iterator[None]:
+    """With `tracking.system_metrics`, MLflow's system-metrics monitor samples CPU, memory, disk, network (and GPU
+    where pynvml finds one) into `system/…` metrics while the block runs (every 10 s, or as
+    MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says)."""
+    if not config.system_metrics:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(recorder.run_id, resume_logging=resumed, tracking_uri=recorder.tracking_uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
+
+
 def open_mlflow_run(
     config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None,
     offline_dir: Path | None = None, resume_run_id: str | None = None,
@@ -32,7 +70,7 @@ def open_mlflow_run(
     offline in that folder. With `resume_run_id`, that existing run is reopened (status RUNNING again) instead.
     """
     client, tracking_uri, experiment = connect(config, base_dir)
-    all_tags = dict(tags)
+    all_tags = {**provenance_tags(), **tags}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     try:
@@ -97,7 +135,8 @@ def tracked_run(
         on_open(recorder.run_id)
     try:
         recorder.log_params(params)
-        yield recorder
+        with system_metrics(config, recorder, resume_run_id is not None):
+            yield recorder
     except (KeyboardInterrupt, SystemExit) as interruption:
         # Ctrl-C, or a process told to exit mid-run (submitit does so when Slurm preempts a job or its time is up)
         try:
@@ -137,7 +176,7 @@ def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, *, wher
         ),
         "look up the sweep",
     )
-    all_tags = {**tags, **where}
+    all_tags = {**provenance_tags(), **tags, **where}
     if not found:
         run = with_retries(lambda: client.create_run(experiment_id, run_name=name, tags=all_tags),
                            "create the sweep run")
@@ -162,6 +201,12 @@ def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str 
     """Log every file of `folder` as artifacts of run `run_id`."""
     client = client_for(tracking_uri)
     with_retries(lambda: client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
+
+
+def log_file(tracking_uri: str, run_id: str, file: Path, artifact_path: str | None = None) -> None:
+    """Log one file as an artifact of run `run_id`."""
+    client = client_for(tracking_uri)
+    with_retries(lambda: client.log_artifact(run_id, str(file), artifact_path), "log an artifact")
 
 
 def set_run_tags(client, run_id: str, tags: Mapping[str, str]) -> None:

@@ -43,11 +43,6 @@ def default_artifact_location(config: TrackingConfig, base_dir: Path, tracking_u
     return (database.parent / "artifacts").as_uri()
 
 
-def store_uri(tracking_uri: str | None, base_dir: Path, store_dir: str = "mlruns") -> str:
-    """The tracking URI a command-line tool should read: the given one, MLFLOW_TRACKING_URI, or the default store."""
-    return tracking_uri or resolve_tracking_uri(TrackingConfig(store_dir=store_dir), base_dir)
-
-
 TRANSIENT_STORE_ERRORS: tuple[str, ...] = ("database is locked", "already exists", "UNIQUE constraint failed")
 """SQLite errors of several processes using one store at once: a lock, two processes creating its tables, or two
 jobs of a sweep logging the same dataset input (on retry, MLflow finds the row the other one wrote)."""
@@ -76,8 +71,15 @@ def client_for(tracking_uri: str):
     return with_retries(lambda: MlflowClient(tracking_uri), "open the tracking store")
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""What the MLflow UI (3.x) is told the experiment is: model training, so that it opens on the runs, not in GenAI
+mode on traces."""
+
+
 def get_or_create_experiment(client, name: str, artifact_location: str | None) -> str:
-    """The id of experiment `name`, created (with `artifact_location`) if it does not exist."""
+    """The id of experiment `name`, created (with `artifact_location`) if it does not exist; tagged as model
+    development (`EXPERIMENT_KIND`) unless it says otherwise."""
     from mlflow.exceptions import MlflowException
 
     experiment = with_retries(lambda: client.get_experiment_by_name(name), "look up the experiment")
@@ -87,9 +89,13 @@ def get_or_create_experiment(client, name: str, artifact_location: str | None) -
                 f"the MLflow experiment {name!r} is deleted: restore it in the MLflow UI or choose another name "
                 "with tracking.experiment=…"
             )
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            with_retries(lambda: client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                                           EXPERIMENT_KIND), "tag the experiment")
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:
         experiment = with_retries(lambda: client.get_experiment_by_name(name), "look up the experiment")
         if experiment is None:

@@ -23,6 +23,7 @@ from keras import ops
 from facebias.config import AugmentationConfig
 from facebias.data.pipeline import EVAL_BATCH_SIZE, batches_per_epoch, inference_dataset, training_dataset
 from facebias.errors import NonFiniteLossError
+from facebias.progress import keras_verbose
 from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
 from facebias.training.feature_cache import FeatureStore, backbone_fingerprint, cache_blocker, feature_extractor
 from facebias.training.group_dro import GroupDRO
@@ -262,7 +263,8 @@ def _cached_features(model: keras.Model, images: np.ndarray, split: str, cache: 
     store = cache.store
     key = store.key(backbone_fingerprint(model), cache.dataset_digest, split, len(images))
     extractor = feature_extractor(model)
-    return store.features(key, lambda: extractor.predict(inference_dataset(images, None, EVAL_BATCH_SIZE), verbose=0))
+    return store.features(key, lambda: extractor.predict(inference_dataset(images, None, EVAL_BATCH_SIZE),
+                                                         verbose=keras_verbose()))
 
 
 def run_stage(

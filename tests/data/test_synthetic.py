@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import re
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +16,7 @@ from facebias.data.synthesis.people import MARGINAL_COUNTS, sample_attributes
 from facebias.data.synthesis.render import render_faces
 from facebias.data.synthetic import DESCRIPTION, cache_path, generate_split, load_synthetic
 from facebias.errors import ConfigError
+from facebias.progress import set_verbosity
 from facebias.vocab import VOCABULARIES, age_groups
 
 SMALL = {"n_train": 40, "n_valid": 20, "n_test": 30, "image_size": 40, "progress": False}
@@ -170,13 +175,32 @@ def test_default_cache_folder_follows_facebias_cache(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- progress and errors
 
 
-def test_progress_goes_to_stderr_only_when_asked(tmp_path, capsys):
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr does in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_show_on_a_terminal_only_when_asked(tmp_path, capsys, monkeypatch):
     _small(tmp_path / "quiet")
     assert capsys.readouterr().err == ""
-    _small(tmp_path / "verbose", progress=True)
-    err = capsys.readouterr().err
-    assert "generating synthetic train split: 100% (40/40)" in err
-    assert "generating synthetic test split" in err
+    _small(tmp_path / "not-a-terminal", progress=True)
+    assert "generating" not in capsys.readouterr().err, "no bar when stderr is not a terminal"
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    _small(tmp_path / "terminal", progress=True)
+    shown = terminal.getvalue()
+    for split, count in (("train", 40), ("valid", 20), ("test", 30)):
+        assert re.search(rf"generating synthetic {split} split: 100%\|[^\r]*\| {count}/{count} ", shown), shown
+    set_verbosity(0)
+    try:
+        terminal.seek(0)
+        terminal.truncate()
+        _small(tmp_path / "verbose-0", progress=True)
+        assert "generating" not in terminal.getvalue(), "trainer.verbose=0 silences the bars"
+    finally:
+        set_verbosity("auto")
 
 
 @pytest.mark.parametrize(

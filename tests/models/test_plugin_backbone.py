@@ -64,7 +64,10 @@ def test_a_registered_backbone_with_its_yaml_trains_in_quick_mode(
                    base_dir=tmp_path, choices={"backbone": NAME, "head": "linear"})
     assert config.backbone.name == NAME
     assert result.metrics["test/mae"] > 0
-    assert (tmp_path / "out" / "model.weights.h5").is_file()
+    model = tmp_path / "out" / "artifacts" / "model"
+    assert result.model == str(model.resolve()), "untracked, the model stays in the output folder"
+    assert (model / "MLmodel").is_file() and (model / "data" / "model.keras").is_file()
+    assert not (tmp_path / "out" / "model.weights.h5").exists(), "the weights file is kept only when asked"
     assert BACKBONES.display(NAME) == tiny_backbone.display
 
 

@@ -103,15 +103,15 @@ def test_cells_show_the_mean_and_its_interval(children: pd.DataFrame) -> None:
     table = results_table(pd.concat([children, single, pd.DataFrame([with_interval])], ignore_index=True))
     lines = format_markdown(table).splitlines()
 
-    assert lines[0].startswith("| Experiment | Backbone | Head | Stages | Learning rates | MAE | Age Bias |")
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| exp1_x", "| exp2_resnet50_mlp_three_stage",
-                                                            "| exp3_y", "| exp10_irv2_linear_one_stage"]
-    assert "| 30.0000 | 30.1000 |" in lines[2] and "[" not in lines[2], "one run without an interval: the value"
-    assert "| 1e-4, 1e-5 |" in lines[2]
+    assert cells(lines[0])[:7] == ["Experiment", "Backbone", "Head", "Stages", "Learning rates", "MAE", "Age Bias"]
+    assert [cells(line)[0] for line in lines[2:]] == ["exp1_x", "exp2_resnet50_mlp_three_stage", "exp3_y",
+                                                      "exp10_irv2_linear_one_stage"]
+    assert cells(lines[2])[5:7] == ["30.0000", "30.1000"] and "[" not in lines[2], "one run: the value, no interval"
+    assert cells(lines[2])[4] == "1e-4, 1e-5"
     values = np.array([9.0 + 0.37 * seed**2 for seed in range(3)])
     half = T_975_2 * values.std(ddof=1) / np.sqrt(3)
-    assert f"| {values.mean():.4f} [{values.mean() - half:.2f}, {values.mean() + half:.2f}] |" in lines[3]
-    assert "| 20.0000 [19.00, 21.50] | 20.1000 |" in lines[4], "one run: its own bootstrap interval"
+    assert cells(lines[3])[5] == f"{values.mean():.4f} [{values.mean() - half:.2f}, {values.mean() + half:.2f}]"
+    assert cells(lines[4])[5:7] == ["20.0000 [19.00, 21.50]", "20.1000"], "one run: its own bootstrap interval"
     assert table.loc[1, "MAE low"] == pytest.approx(values.mean() - half)
     assert np.isnan(table.loc[0, "MAE std"]) and np.isnan(table.loc[0, "MAE low"])
     assert table.attrs["interval"] == "mixed" and table.attrs["comparison"] is None
@@ -127,6 +127,11 @@ def test_missing_experiment_tag_falls_back_to_run_name() -> None:
 def test_natural_order() -> None:
     names = ["exp10_a", "exp2_b", "exp1_c", "adhoc"]
     assert sorted(names, key=natural_key) == ["adhoc", "exp1_c", "exp2_b", "exp10_a"]
+
+
+def cells(line: str) -> list[str]:
+    """The cells of one Markdown table row."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 def cell_with_text(page: str, text: str) -> str:
@@ -145,13 +150,15 @@ def test_html_shades_lowest_green_and_highest_red_when_untested(children: pd.Dat
     assert "<title>a title</title>" in page and "best (lowest)" in page and "No test between experiments" in page
     # MAE: exp1 worst (30), exp2 best; age bias: exp1 best; ethnicity: exp1 worst, exp10 in between
     cell = f"{table.loc[1, 'MAE']:.4f} [{table.loc[1, 'MAE low']:.2f}, {table.loc[1, 'MAE high']:.2f}]"
-    assert "#c6efce" in cell_with_text(page, cell)
-    assert "#ffc7ce" in cell_with_text(page, "30.0000")
-    assert 'class="num best"' in cell_with_text(page, "0.5000")
-    assert 'class="num worst"' in cell_with_text(page, "70.0000")
+    assert "td.best, span.best { background: #c6efce; }" in page
+    assert "td.worst, span.worst { background: #ffc7ce; }" in page
+    assert cell_with_text(page, cell).endswith(' num best" >')
+    assert cell_with_text(page, "30.0000").endswith(' num worst" >')
+    assert cell_with_text(page, "0.5000").endswith(' num best" >')
+    assert cell_with_text(page, "70.0000").endswith(' num worst" >')
     column = "Ethnicity Bias"
     middle = f"{table.loc[2, column]:.4f} [{table.loc[2, f'{column} low']:.2f}, {table.loc[2, f'{column} high']:.2f}]"
-    assert cell_with_text(page, middle) == '<td class="num">'
+    assert cell_with_text(page, middle).endswith(' num" >')
 
 
 def test_write_report_writes_the_four_files(children: pd.DataFrame, tmp_path: Path) -> None:
@@ -160,7 +167,7 @@ def test_write_report_writes_the_four_files(children: pd.DataFrame, tmp_path: Pa
 
     assert [path.name for path in paths] == ["results.md", "results.csv", "results.html", "results.png"]
     assert all(path.stat().st_size > 0 for path in paths)
-    assert paths[0].read_text().startswith("# Sweep abc, test split\n\n| Experiment |")
+    assert paths[0].read_text().startswith("# Sweep abc, test split\n\n| Experiment ")
     csv = pd.read_csv(paths[1])
     assert csv["MAE"].tolist() == pytest.approx(table["MAE"].tolist(), abs=0, rel=1e-15)
     assert paths[3].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -260,10 +267,10 @@ def test_cli_reports_a_sweep_and_logs_it_to_the_parent(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("| Experiment |")
-    assert lines[2].startswith("| exp5_resnet50_mlp_two_stage | ResNet50 | MLP | 2 | 1e-4, 1e-5 | ")
-    assert lines[3].startswith("| exp7_resnet50_mlp_three_stage | ResNet50 | MLP | 3 | 1e-4, 1e-5, 1e-5 | ")
-    assert lines[3].endswith(" | 2 |") and "[" in lines[3]
+    assert cells(lines[0])[0] == "Experiment"
+    assert cells(lines[2])[:5] == ["exp5_resnet50_mlp_two_stage", "ResNet50", "MLP", "2", "1e-4, 1e-5"]
+    assert cells(lines[3])[:5] == ["exp7_resnet50_mlp_three_stage", "ResNet50", "MLP", "3", "1e-4, 1e-5, 1e-5"]
+    assert cells(lines[3])[-1] == "2" and "[" in lines[3]
     assert sorted(path.name for path in out.iterdir()) == ["results.csv", "results.html", "results.md",
                                                           "results.png"]
     artifacts = {item.path for item in MlflowClient(uri).list_artifacts(parent_id, "report")}

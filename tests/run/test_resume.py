@@ -91,12 +91,15 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, subpro
 @pytest.mark.slow
 def test_the_killed_run_is_continued_and_finishes(resumed) -> None:
     cwd, run_id, result = resumed
-    _, runs = store_runs(cwd)
+    client, runs = store_runs(cwd)
     assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
     assert f"resuming run {run_id}" in result.stdout
     output_dir = Path(runs[0].data.tags["facebias.output_dir"])
     assert not (output_dir / "checkpoint").exists(), "checkpoints are removed when the run finishes"
-    assert (output_dir / "model.weights.h5").is_file()
+    assert not (output_dir / "model.weights.h5").exists(), "the weights file is kept only when asked"
+    assert sorted(a.path for a in client.list_artifacts(run_id, "model")) == [
+        "model/MLmodel", "model/conda.yaml", "model/data", "model/input_example.json", "model/python_env.yaml",
+        "model/requirements.txt", "model/serving_input_example.json"]
 
 
 @pytest.mark.slow

@@ -1,11 +1,14 @@
-"""The MLflow UI shows a quick grid sweep: the parent run, its 8 children and their test metrics.
+"""The README's MLflow UI walk-through, as a fresh browser meets it, on a quick grid sweep.
 
 A quick grid sweep (`python -m facebias.train +sweep=paper_grid_quick`) writes a SQLite MLflow store; the test
-starts `mlflow server` on 127.0.0.1 over that store, the way users do, opens the experiment's runs page in headless
-Chromium (Debian's `chromium` package, driven by Playwright) and reads the rendered runs table: the parent run
-`paper_grid_quick` is listed, expanding it lists its 8 child runs, and the test-metric columns chosen in the
-"Columns" menu show each child's values as stored. On failure a screenshot, the page HTML and the server log are
-kept in `test-artifacts/` at the repository root.
+starts `mlflow server` on 127.0.0.1 over that store, the way users do, and in a fresh profile of headless Chromium
+(Debian's `chromium` package, driven by Playwright) follows the README: it opens the experiment (a fresh browser
+shows MLflow 3's GenAI overview), switches to "Model training" (the runs table), expands the parent run
+`paper_grid_quick` (its 8 child runs are listed under it), adds the five test-metric columns from the "Columns"
+menu and reads each child's values, which must equal the store's; then it opens the parent run, whose description
+must show the results table. The screenshots of those two views are saved under docs/images/ (the README shows
+them). On failure a screenshot, the page HTML and the server log are kept in `test-artifacts/` at the repository
+root.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from mlflow.tracking import MlflowClient
 from playwright.sync_api import Page, sync_playwright
 
 ARTIFACT_DIR = REPO_ROOT / "test-artifacts"
+SCREENSHOTS = REPO_ROOT / "docs" / "images"
+"""Where the walk-through's screenshots go (committed; the README shows them)."""
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -199,10 +204,13 @@ def _save_evidence(page: Page, server: MlflowServer, name: str) -> list[Path]:
 
 
 def _open_runs_table(page: Page, url: str, parent_id: str, child_ids: set[str]) -> None:
-    """What a user does: open the runs page, expand the sweep's parent run, add the test-metric columns."""
+    """What a user does: open the experiment, which a fresh browser shows in MLflow 3's GenAI mode; switch to
+    "Model training" (its runs table); expand the sweep's parent run; add the test-metric columns."""
     page.goto(url)
+    page.get_by_role("button", name="Model training", exact=True).click()
     parent_link = page.get_by_role("link", name=PARENT_NAME, exact=True)
     parent_link.wait_for()  # the SPA has fetched the runs and rendered the table
+    assert re.search(r"/experiments/\d+/runs", page.url), f"the experiment opened on {page.url}, not its runs"
     assert parent_id in (parent_link.get_attribute("href") or "")
     close_assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
     if close_assistant.count():  # the MLflow Assistant side panel takes the width the metric columns need
@@ -226,6 +234,22 @@ def _open_runs_table(page: Page, url: str, parent_id: str, child_ids: set[str]) 
         page.locator(f'[role="columnheader"][col-id="metrics.`{key}`"]').wait_for()
 
 
+def _open_parent(page: Page, url: str, children: dict[str, Run]) -> None:
+    """The parent run's page: its description renders the results table, with each experiment's test MAE as
+    stored (one run per experiment: the cell is that run's value, to 4 decimals)."""
+    page.goto(url)
+    table = page.locator("table").filter(has_text="Experiment").first
+    table.wait_for()
+    show_more = page.get_by_text("Show more", exact=True)
+    if show_more.count():  # a long description is folded
+        show_more.first.click()
+    text = table.inner_text()
+    for run in children.values():
+        row = f"{run.data.tags['facebias.experiment']}"
+        assert row in text, f"{row} not in the parent's description"
+        assert f"{run.data.metrics['test/mae']:.4f}" in text, f"{row}: test/mae not shown as stored"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
 def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
@@ -243,14 +267,18 @@ def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
             page = context.new_page()
             page.set_default_timeout(UI_TIMEOUT_MS)
             try:
-                _open_runs_table(page, f"{mlflow_server.url}/#/experiments/{experiment_id}/runs",
+                _open_runs_table(page, f"{mlflow_server.url}/#/experiments/{experiment_id}",
                                  parent.info.run_id, set(expected))
                 problems = _table_problems(page.evaluate(READ_RUNS_TABLE_JS), parent, expected)
                 assert not problems, "\n".join(problems)
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=SCREENSHOTS / "mlflow-sweep-runs.png")
+                _open_parent(page, f"{mlflow_server.url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}",
+                             expected)
+                page.screenshot(path=SCREENSHOTS / "mlflow-sweep-parent.png")
             except BaseException:
                 saved = _save_evidence(page, mlflow_server, "test_mlflow_ui")
                 print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
                 raise
-            page.screenshot(path=tmp_path / "mlflow_ui.png", full_page=True)
         finally:
             context.close()

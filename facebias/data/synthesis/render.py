@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from facebias.data.synthesis.features import (
     paint_mouth,
     paint_nose,
 )
+from facebias.progress import bar
 
 PIXELS_PER_BATCH = 1 << 19
 """Images are rendered in batches of about this many pixels (fits the CPU caches, bounds memory)."""
@@ -33,21 +34,14 @@ def render_faces(
     n = len(attributes)
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     batch = max(1, PIXELS_PER_BATCH // (image_size * image_size))
-    next_report = 0.1
-    for start in range(0, n, batch):
-        stop = min(n, start + batch)
-        batch_params = {key: value[start:stop] for key, value in params.items()}
-        images[start:stop] = _render_batch(batch_params, image_size, rng)
-        if progress_label is not None and (stop / n >= next_report or stop == n):
-            _report_progress(progress_label, stop, n)
-            next_report = np.floor(stop / n * 10 + 1) / 10
+    with bar(n, f"generating synthetic {progress_label} split", "face") if progress_label else nullcontext() as shown:
+        for start in range(0, n, batch):
+            stop = min(n, start + batch)
+            batch_params = {key: value[start:stop] for key, value in params.items()}
+            images[start:stop] = _render_batch(batch_params, image_size, rng)
+            if shown is not None:
+                shown.update(stop - start)
     return images
-
-
-def _report_progress(label: str, done: int, total: int) -> None:
-    ending = "\n" if done == total or not sys.stderr.isatty() else "\r"
-    message = f"generating synthetic {label} split: {done / total:4.0%} ({done}/{total})"
-    print(message, end=ending, file=sys.stderr, flush=True)
 
 
 def _render_batch(params: Params, size: int, rng: np.random.Generator) -> np.ndarray:

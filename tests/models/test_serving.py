@@ -1,0 +1,48 @@
+"""The model users get: the trained model's function in years, built from Keras' own layers, with a post-processing
+hook (e.g. a per-group offset taking the group as a second input)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from facebias.config import BackboneConfig, HeadConfig
+from facebias.models.assemble import build_model
+from facebias.models.preprocessing import Preprocess
+from facebias.models.serving import serving_model
+
+IMAGES = np.random.default_rng(0).integers(0, 256, (6, 40, 40, 3)).astype("uint8")
+
+
+def _model(preprocessing: str) -> keras.Model:
+    keras.utils.set_random_seed(1)
+    backbone = BackboneConfig(name="small_cnn", input_size=32, preprocessing=preprocessing, widths=[4, 8])
+    return build_model(backbone, HeadConfig(name="mlp", hidden_units=[8]), (40, 40), 32)
+
+
+@pytest.mark.parametrize("preprocessing", ["unit", "vggface2", "inception"])
+def test_the_serving_model_is_the_trained_model_in_years(preprocessing: str) -> None:
+    model = _model(preprocessing)
+    served = serving_model(model)
+    assert not any(isinstance(layer, Preprocess) for layer in served.layers), "only Keras' own layers"
+    expected = model.predict(IMAGES, verbose=0).reshape(-1) * 100.0
+    assert expected.std() > 0, "the untrained model's ages differ between images"
+    np.testing.assert_allclose(served.predict(IMAGES, verbose=0).reshape(-1), expected, rtol=1e-5)
+
+
+def test_the_hook_adds_a_per_group_offset_with_the_group_as_an_input() -> None:
+    model = _model("unit")
+    offsets = np.array([[1.5], [-2.0], [0.25]], dtype="float32")
+    group = keras.Input(shape=(), dtype="int32", name="group")
+
+    def calibrate(years: keras.KerasTensor, images: keras.KerasTensor) -> keras.KerasTensor:
+        table = keras.layers.Embedding(3, 1, embeddings_initializer=keras.initializers.Constant(offsets),
+                                       trainable=False, name="group_offset")
+        return keras.layers.Subtract(name="calibrated")([years, table(group)])
+
+    served = serving_model(model, calibrate, {"group": group})
+    groups = np.array([0, 1, 2, 2, 1, 0], dtype="int32")
+    plain = serving_model(model).predict(IMAGES, verbose=0).reshape(-1)
+    calibrated = served.predict({"image": IMAGES, "group": groups}, verbose=0).reshape(-1)
+    np.testing.assert_allclose(calibrated, plain - offsets[groups, 0], rtol=1e-6, atol=1e-5)
