@@ -18,7 +18,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrackingConfig
-from facebias.data.inputs import default_attributes, read_attributes, read_images
+from facebias.data.dataset import ATTRIBUTE_COLUMNS
+from facebias.data.groups import group_keys
+from facebias.data.inputs import LABEL_COLUMNS, default_attributes, read_attributes, read_images
 from facebias.errors import ConfigError, FacebiasError
 from facebias.io import write_text
 from facebias.metrics import BIAS_ATTRIBUTES, bias_scores, mean_absolute_error
@@ -41,6 +43,7 @@ def default_output(images: Path) -> Path:
 
 def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     """Predict, write the CSV; returns its path and, with attributes, the MAE and bias scores."""
+    from facebias.models.calibration import GROUP_INPUT
     from facebias.runtime import predict_years
     from facebias.tracking.models import load_keras_model
     from facebias.tracking.store import resolve_tracking_uri
@@ -52,19 +55,28 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     images_path = Path(cfg.images)
     tracking_uri = resolve_tracking_uri(TrackingConfig(**OmegaConf.to_container(cfg.tracking)), Path.cwd())
     with tempfile.TemporaryDirectory(prefix="facebias-model-") as folder:
-        model = load_keras_model(str(cfg.model), tracking_uri, Path(folder))
-    images, names = read_images(images_path, tuple(model.input_shape[1:3]))
-    predicted = predict_years(model, images)
+        model, group_attributes = load_keras_model(str(cfg.model), tracking_uri, Path(folder))
+    inputs = model.input if isinstance(model.input, dict) else {"image": model.input}
+    images, names = read_images(images_path, tuple(inputs["image"].shape[1:3]))
+    attributes_path = Path(cfg.attributes) if cfg.attributes else default_attributes(images_path)
+    calibrated = GROUP_INPUT in inputs
+    needed = list(group_attributes or ATTRIBUTE_COLUMNS) if calibrated else list(LABEL_COLUMNS)
+    if calibrated and attributes_path is None:
+        raise ConfigError(f"model={cfg.model} corrects each group's ages: give attributes=<csv> with the columns "
+                          f"{', '.join(needed)} for every image.")
+    labels = None if attributes_path is None else read_attributes(attributes_path, names, images_path.is_dir(),
+                                                                   needed)
+    groups = group_keys(labels, needed).to_numpy(dtype=object) if calibrated else None
+    predicted = predict_years(model, images, groups=groups)
     table = pd.DataFrame({"image": names, "predicted_age": predicted.astype(float)})
     scores: dict[str, float] = {}
-    attributes_path = Path(cfg.attributes) if cfg.attributes else default_attributes(images_path)
-    if attributes_path is not None:
-        labels = read_attributes(attributes_path, names, images_path.is_dir())
+    if labels is not None and set(LABEL_COLUMNS) <= set(labels.columns):
         ages = labels["apparent_age"].to_numpy(dtype=float)
         table["apparent_age"] = ages
         table["abs_error"] = (table["predicted_age"] - ages).abs()
-        table = pd.concat([table, labels.drop(columns="apparent_age")], axis=1)
         scores = {"mae": mean_absolute_error(ages, predicted), **bias_scores(ages, predicted, labels)}
+    if labels is not None:
+        table = pd.concat([table, labels.drop(columns="apparent_age", errors="ignore")], axis=1)
     output = Path(cfg.output) if cfg.output else default_output(images_path)
     write_text(output, table.to_csv(index=False))
     return output, scores

@@ -8,13 +8,16 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
 from facebias.calibration import GroupOffsets, apply_group_offsets, fit_group_offsets
 from facebias.config import BackboneConfig, CalibrationConfig, StatisticsConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
+from facebias.data.groups import group_keys
 from facebias.data.pipeline import EVAL_BATCH_SIZE, inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
 from facebias.models.assemble import build_model
+from facebias.models.calibration import GROUP_INPUT, group_offset_hook
 from facebias.models.registry import min_input_size
 from facebias.models.serving import serving_model
 from facebias.progress import keras_verbose
@@ -47,15 +50,31 @@ def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_
     return model.predict(batches, verbose=keras_verbose()).reshape(-1) * AGE_NORMALISATION
 
 
-def serving(model: keras.Model, strategy: Any = None) -> keras.Model:
+def serving(model: keras.Model, strategy: Any = None, offsets: GroupOffsets | None = None) -> keras.Model:
     """The trained `model` as users get it (uint8 images → years, `facebias.models.serving`), built in the scope
-    of the strategy that holds its variables."""
+    of the strategy that holds its variables; with `offsets`, it also takes each image's group key (input `group`)
+    and subtracts that group's offset (`facebias.models.calibration`)."""
+    hook = () if offsets is None else group_offset_hook(list(offsets.offsets), list(offsets.offsets.values()))
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        return serving_model(model)
+        return serving_model(model, *hook)
 
 
-def predict_years(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """Predictions of a serving model (years out), batch by batch."""
+def serving_inputs(images: np.ndarray, attributes: pd.DataFrame, offsets: GroupOffsets | None) -> Any:
+    """What the serving model of `serving(…, offsets)` takes: the uint8 images, or with offsets
+    {"image": images, "group": each image's group key over the calibration attributes (strings, dtype object)}."""
+    if offsets is None:
+        return images
+    keys = group_keys(attributes.reset_index(drop=True), offsets.attributes).to_numpy(dtype=object)
+    return {"image": images, GROUP_INPUT: keys}
+
+
+def predict_years(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE,
+                  groups: np.ndarray | None = None) -> np.ndarray:
+    """Predictions of a serving model (years out), batch by batch; a calibrated one also takes each image's group
+    key (`groups`, strings)."""
+    if groups is not None:
+        inputs = {"image": np.asarray(images), GROUP_INPUT: np.asarray(groups, dtype=object)}
+        return model.predict(inputs, batch_size=batch_size, verbose=keras_verbose()).reshape(-1)
     return model.predict(inference_dataset(images, None, batch_size), verbose=keras_verbose()).reshape(-1)
 
 

@@ -3,6 +3,7 @@ and the optional attributes CSV beside them (apparent ages and groups, for MAE a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,12 @@ def default_attributes(images: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def read_attributes(path: Path, names: list[str], from_folder: bool) -> pd.DataFrame:
-    """The attributes CSV in image order (rows matched by `file` for a folder, in row order for an array)."""
+def read_attributes(path: Path, names: list[str], from_folder: bool,
+                    needed: Sequence[str] = LABEL_COLUMNS) -> pd.DataFrame:
+    """The attributes CSV in image order (rows matched by `file` for a folder, in row order for an array): the
+    `needed` columns, and those of LABEL_COLUMNS it also has."""
     table = pd.read_csv(path)
-    required = [*LABEL_COLUMNS, "file"] if from_folder else list(LABEL_COLUMNS)
+    required = [*needed, "file"] if from_folder else list(needed)
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise DataError(f"attributes={path} lacks the column(s) {', '.join(missing)}; expected "
@@ -69,4 +72,4 @@ def read_attributes(path: Path, names: list[str], from_folder: bool) -> pd.DataF
         table = table.loc[names].reset_index(drop=True)
     elif len(table) != len(names):
         raise DataError(f"attributes={path} has {len(table)} rows for {len(names)} images.")
-    return table[list(LABEL_COLUMNS)]
+    return table[[column for column in LABEL_COLUMNS if column in table.columns]]

@@ -1,8 +1,10 @@
-"""A Keras model that applies group offsets at prediction time: (image, group key) → calibrated age / 100.
+"""Group-offset calibration inside the served model, from Keras' own layers: (image, group key) → calibrated years.
 
-`with_group_offsets(model, keys, offsets)` wraps a trained age model: a StringLookup turns the group key (the
-calibration attributes joined by '|', as facebias.data.groups writes them, e.g. 'female|asian|happy') into an
-index, and the offset of that group (years; 0 for an unknown key) is subtracted, divided by 100 like the output.
+`group_offset_hook(keys, offsets)` is a post-processing hook for `facebias.models.serving.serving_model`: a string
+input `group` (the calibration attributes joined by '|', as facebias.data.groups writes them, e.g.
+'female|asian|happy'), a `StringLookup` turning it into an index (0 for a key it does not know), a frozen
+`Embedding` holding [0, *offsets] in years, and a `Subtract` from the years output. A model built so loads in any
+Python with Keras 3, without facebias.
 """
 
 from __future__ import annotations
@@ -11,36 +13,31 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-from keras import ops
 
-from facebias.vocab import AGE_NORMALISATION
+from facebias.models.serving import Calibrate
 
 GROUP_INPUT = "group"
 """The name of the group-key input of a calibrated model."""
 
 
-@keras.saving.register_keras_serializable(package="facebias")
-class GroupOffset(keras.layers.Layer):
-    """[normalised age (batch, 1), group index (batch,)] → age minus offsets[index] / 100 (index 0: no offset)."""
-
-    def __init__(self, offsets: Sequence[float], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.offsets = [float(value) for value in offsets]
-
-    def call(self, inputs):
-        ages, index = inputs
-        table = ops.convert_to_tensor(np.asarray([0.0, *self.offsets], dtype=np.float32) / AGE_NORMALISATION)
-        correction = ops.take(table, ops.reshape(ops.cast(index, "int32"), (-1,)))
-        return ages - ops.reshape(ops.cast(correction, ages.dtype), (-1, 1))
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "offsets": self.offsets}
-
-
-def with_group_offsets(model: keras.Model, keys: Sequence[str], offsets: Sequence[float]) -> keras.Model:
-    """A model taking {image input, `group`: string key} and predicting the calibrated normalised age."""
-    image = keras.Input(shape=model.input_shape[1:], dtype=model.inputs[0].dtype, name=model.inputs[0].name)
+def group_offset_hook(keys: Sequence[str], offsets: Sequence[float]) -> tuple[Calibrate, dict[str, keras.KerasTensor]]:
+    """The `calibrate` step and the `group` input that subtract offsets[i] (years) from the age of an image of group
+    keys[i]; an unknown key gets no offset."""
+    if len(keys) != len(offsets) or not keys:
+        raise ValueError(f"{len(keys)} group key(s) for {len(offsets)} offset(s): give one offset per key")
     group = keras.Input(shape=(), dtype="string", name=GROUP_INPUT)
-    index = keras.layers.StringLookup(vocabulary=list(keys), num_oov_indices=1, name="group_index")(group)
-    output = GroupOffset(offsets, name="group_offset")([model(image), index])
-    return keras.Model({model.inputs[0].name: image, GROUP_INPUT: group}, output, name=f"{model.name}_calibrated")
+    table = np.asarray([0.0, *offsets], dtype="float32").reshape(-1, 1)
+
+    def calibrate(years: keras.KerasTensor, images: keras.KerasTensor) -> keras.KerasTensor:
+        index = keras.layers.StringLookup(vocabulary=list(keys), num_oov_indices=1, name="group_index")(group)
+        embedding = keras.layers.Embedding(
+            len(table),
+            1,
+            embeddings_initializer=keras.initializers.Constant(table),
+            trainable=False,
+            name="group_offset",
+            dtype="float32",
+        )
+        return keras.layers.Subtract(name="calibrated_years", dtype="float32")([years, embedding(index)])
+
+    return calibrate, {GROUP_INPUT: group}

@@ -34,7 +34,14 @@ from facebias.run.identity import (
 from facebias.run.liveness import lock_run
 from facebias.run.mitigation import training_inputs, write_mitigation_artifacts
 from facebias.run.resume import ResumeTarget, find_resume_target, restore_history, unlogged
-from facebias.runtime import build_run_model, configure_devices, evaluate_model, seed_everything, serving
+from facebias.runtime import (
+    build_run_model,
+    configure_devices,
+    evaluate_model,
+    seed_everything,
+    serving,
+    serving_inputs,
+)
 from facebias.tracking.models import MODEL_ARTIFACT, model_uri, save_logged_model
 from facebias.tracking.params import flatten_params
 from facebias.tracking.recorder import Recorder
@@ -136,7 +143,9 @@ def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_d
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         write_mitigation_artifacts(artifacts, inputs.dro, offsets)
         copy_hydra_files(output_dir, artifacts / "hydra")
-        save_logged_model(serving(model, strategy), artifacts / MODEL_ARTIFACT, dataset.test.images[:1])
+        example = serving_inputs(dataset.test.images[:1], dataset.test.attributes.iloc[:1], offsets)
+        save_logged_model(serving(model, strategy, offsets), artifacts / MODEL_ARTIFACT, example,
+                          None if offsets is None else offsets.attributes)
         recorder.log_artifacts(artifacts)
         if config.tracking.register_as:
             version = recorder.register_model(config.tracking.register_as)

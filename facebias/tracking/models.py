@@ -8,6 +8,7 @@ so `runs:/<run id>/model` names it for `mlflow.keras.load_model`, `mlflow.pyfunc
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from facebias.tracking.store import client_for, with_retries
 
 MODEL_ARTIFACT = "model"
 """The artifact path of a run's model: `runs:/<run id>/model`."""
+GROUP_ATTRIBUTES = "facebias_group_attributes"
+"""The MLmodel metadata entry listing, for a calibrated model, the attributes its `group` keys join (in order)."""
 
 
 def model_uri(run_id: str) -> str:
@@ -25,12 +28,14 @@ def model_uri(run_id: str) -> str:
     return f"runs:/{run_id}/{MODEL_ARTIFACT}"
 
 
-def save_logged_model(model: Any, folder: Path, example: np.ndarray) -> Path:
+def save_logged_model(model: Any, folder: Path, example: np.ndarray | dict[str, np.ndarray],
+                      group_attributes: Sequence[str] | None = None) -> Path:
     """Save the Keras `model` (uint8 images → years) as an MLflow model in `folder` (replaced if present).
 
-    The signature is inferred from `example` (uint8 images) and the model's prediction on it; the example is stored
-    as the model's input example. The requirements are pinned to this Keras (not inferred: that would load the
-    model once more in a subprocess).
+    The signature is inferred from `example` (uint8 images, or for a calibrated model {"image": …, "group": group
+    keys as a dtype-object array}) and the model's prediction on it; the example is stored as the model's input
+    example. A calibrated model records `group_attributes` in its metadata (`GROUP_ATTRIBUTES`). The requirements
+    are pinned to this Keras (not inferred: that would load the model once more in a subprocess).
     """
     import mlflow.keras
     from mlflow.models import infer_signature
@@ -38,7 +43,8 @@ def save_logged_model(model: Any, folder: Path, example: np.ndarray) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     signature = infer_signature(example, model.predict(example, verbose=0))
-    mlflow.keras.save_model(model, str(folder), signature=signature, input_example=example,
+    metadata = None if group_attributes is None else {GROUP_ATTRIBUTES: list(group_attributes)}
+    mlflow.keras.save_model(model, str(folder), signature=signature, input_example=example, metadata=metadata,
                             pip_requirements=mlflow.keras.get_default_pip_requirements())
     return folder
 
@@ -73,11 +79,14 @@ def download_model(uri: str, tracking_uri: str, folder: Path) -> Path:
                             "of a finished run, models:/<name>/<version>, or a model folder.") from error
 
 
-def load_keras_model(uri: str, tracking_uri: str, folder: Path) -> Any:
-    """The Keras model of `uri` (see `download_model`), loaded with Keras 3 through MLflow's Keras flavour."""
+def load_keras_model(uri: str, tracking_uri: str, folder: Path) -> tuple[Any, list[str] | None]:
+    """The Keras model of `uri` (see `download_model`), loaded with Keras 3 through MLflow's Keras flavour, and the
+    attributes its group keys join when it is calibrated (else None)."""
     import mlflow.keras
+    from mlflow.models import Model
 
     local = download_model(uri, tracking_uri, folder)
     if not (local / "MLmodel").is_file():
         raise TrackingError(f"model={uri} is not an MLflow model (no MLmodel file in it); give runs:/<run id>/model.")
-    return mlflow.keras.load_model(str(local))
+    attributes = (Model.load(str(local)).metadata or {}).get(GROUP_ATTRIBUTES)
+    return mlflow.keras.load_model(str(local)), None if attributes is None else list(attributes)
