@@ -24,7 +24,14 @@ from facebias.config import AugmentationConfig
 from facebias.data.pipeline import EVAL_BATCH_SIZE, batches_per_epoch, inference_dataset, training_dataset
 from facebias.errors import NonFiniteLossError
 from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
-from facebias.training.feature_cache import FeatureStore, backbone_fingerprint, cache_blocker, feature_extractor
+from facebias.training.feature_cache import (
+    FeatureStore,
+    backbone_fingerprint,
+    cache_blocker,
+    feature_extractor,
+    payoff_blocker,
+    stage_backbone_reads,
+)
 from facebias.training.schedule import StagePlan
 from facebias.vocab import AGE_NORMALISATION
 
@@ -243,11 +250,16 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
     return logger.epochs_run
 
 
-def _cached_features(model: keras.Model, images: np.ndarray, split: str, cache: FeatureCacheContext) -> np.ndarray:
-    store = cache.store
-    key = store.key(backbone_fingerprint(model), cache.dataset_digest, split, len(images))
+def _cached_features(model: keras.Model, images: np.ndarray, key: str, cache: FeatureCacheContext) -> np.ndarray:
     extractor = feature_extractor(model)
-    return store.features(key, lambda: extractor.predict(inference_dataset(images, None, EVAL_BATCH_SIZE), verbose=0))
+    return cache.store.features(key, lambda: extractor.predict(inference_dataset(images, None, EVAL_BATCH_SIZE),
+                                                               verbose=0))
+
+
+def _feature_keys(model: keras.Model, train: np.ndarray, valid: np.ndarray, cache: FeatureCacheContext) -> list[str]:
+    fingerprint = backbone_fingerprint(model)
+    return [cache.store.key(fingerprint, cache.dataset_digest, split, len(images))
+            for split, images in (("train", train), ("valid", valid))]
 
 
 def run_stage(
@@ -271,15 +283,20 @@ def run_stage(
     blocker = cache_blocker(stage.trainable, augmenting, cache is not None and cache.enabled)
     if blocker is None and context.strategy is not None:
         blocker = "training is distributed (trainer.distribute) and the cache path runs on one device"
+    images, targets, weights = train
+    if blocker is None:
+        keys = _feature_keys(model, images, valid[0], cache)
+        steps = batches_per_epoch(len(images), stage.batch_size, stage.max_train_batches)
+        reads = stage_backbone_reads(stage.max_epochs, len(images), steps, stage.batch_size, len(valid[0]))
+        blocker = payoff_blocker(reads, len(images) + len(valid[0]), all(cache.store.has(key) for key in keys))
     if blocker is not None:
         context.notes.append(f"stage {stage.index}: backbone recomputed every epoch because {blocker}")
         context.cache_counts.append((0, 0))
         _compile(model, stage, context)
         return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
-    images, targets, weights = train
     hits, misses = cache.store.hits, cache.store.misses
-    train_features = _cached_features(model, images, "train", cache)
-    valid_features = _cached_features(model, valid[0], "valid", cache)
+    train_features = _cached_features(model, images, keys[0], cache)
+    valid_features = _cached_features(model, valid[0], keys[1], cache)
     counts = cache.store.hits - hits, cache.store.misses - misses
     context.notes.append(f"stage {stage.index}: head trained on cached backbone features "
                          f"({counts[0]} hit(s), {counts[1]} miss(es))")
