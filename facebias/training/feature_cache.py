@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from facebias.data.pipeline import batches_per_epoch
 from facebias.io import atomic_file, cache_root, write_json
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,12 @@ def cache_blocker(trainable: str, augmentation_enabled: bool, enabled: bool) -> 
     return None
 
 
-def stage_backbone_reads(epochs: int, train_images: int, steps_per_epoch: int, batch_size: int,
+def stage_backbone_reads(epochs: int, train_images: int, batch_size: int, max_batches: int | None,
                          valid_images: int) -> int:
     """Images an uncached head-only stage sends through the backbone at most: per epoch, its training batches
-    (`steps_per_epoch` of `batch_size`, at most every training image) and one pass over the validation images."""
-    return epochs * (min(train_images, steps_per_epoch * batch_size) + valid_images)
+    (`batches_per_epoch`, so at most every training image) and one pass over the validation images."""
+    return epochs * (min(train_images, batches_per_epoch(train_images, batch_size, max_batches) * batch_size)
+                     + valid_images)
 
 
 def payoff_blocker(reads: int, feature_pass: int, stored: bool) -> str | None:

@@ -1,10 +1,10 @@
 """The generic stage loop: for each planned stage, freeze/unfreeze parts, compile, fit with early stopping.
 
 Metrics leave this module only through a `sink(metrics, step)` callable, so tracking stays elsewhere.
-With `LoopContext.checkpoint_file`, every epoch end (and every stage end) leaves a checkpoint
-(facebias.training.checkpoint) before its metrics are sent; with `LoopContext.resume`, the schedule continues
-from one: finished stages are skipped and the current one goes on at its next epoch, with the optimizer and
-early-stopping state it had.
+With `LoopContext.checkpoint_file`, every epoch end leaves a checkpoint (facebias.training.checkpoint) before its
+metrics are sent; a stage's last epoch's is the stage-end checkpoint. With `LoopContext.resume`, the schedule
+continues from one: finished stages are skipped and the current one goes on at its next epoch, with the optimizer
+and early-stopping state it had.
 """
 
 from __future__ import annotations
@@ -84,14 +84,14 @@ class StageCurveLogger(keras.callbacks.Callback):
     """Forward each epoch's loss/MAE to the sink under stage{k}/… (stage epoch) and epoch/… (global epoch)."""
 
     def __init__(self, stage: StagePlan, first_global_epoch: int, sink: MetricSink, epochs_run: int = 0,
-                 on_epoch_done: Callable[[int, EpochRecords], None] | None = None) -> None:
+                 on_epoch_done: Callable[[int, EpochRecords], EpochRecords] | None = None) -> None:
         super().__init__()
         self.stage = stage
         self.first_global_epoch = first_global_epoch
         self.sink = sink
         self.epochs_run = epochs_run
         self.on_epoch_done = on_epoch_done
-        """Called (epochs done, records) after the finiteness check and before the sink: checkpoints go here."""
+        """(epochs done, records) → the records to send now, after the finiteness check: checkpoints go here."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -106,7 +106,7 @@ class StageCurveLogger(keras.callbacks.Callback):
         records = [({f"{self.stage.prefix}/{k}": v for k, v in values.items()}, epoch),
                    ({f"epoch/{k}": v for k, v in values.items()}, self.first_global_epoch + epoch)]
         if self.on_epoch_done is not None:
-            self.on_epoch_done(epoch + 1, records)
+            records = self.on_epoch_done(epoch + 1, records)
         for metrics, step in records:
             self.sink(metrics, step)
 
@@ -162,15 +162,17 @@ class LoopContext:
     """Epochs run by each finished stage (run_schedule fills it)."""
     model: keras.Model | None = None
     """The whole model (run_schedule sets it): what checkpoints save, even when a stage fits only the head."""
+    unsent: EpochRecords = field(default_factory=list)
+    """A stage's last epoch's curves: sent after the stage-end checkpoint, which holds them."""
 
-    def save_checkpoint(self, stage: int, epoch: int, stage_over: bool = False, optimizer: Any = None,
+    def save_checkpoint(self, stage: int, epoch: int, optimizer: Any = None,
                         early_stopping: EarlyStoppingState | None = None, records: EpochRecords | None = None) -> None:
         """Leave a checkpoint of the run's state (nothing without `checkpoint_file`)."""
         if self.checkpoint_file is None or self.model is None:
             return
         python_rng, numpy_rng = capture_rng()
         save_checkpoint(self.checkpoint_file, Checkpoint(
-            stage=stage, epoch=epoch, stage_epochs=list(self.stage_epochs), seed=self.seed, stage_over=stage_over,
+            stage=stage, epoch=epoch, stage_epochs=list(self.stage_epochs), seed=self.seed,
             model_variables=[np.asarray(v) for v in self.model.variables],
             optimizer_variables=None if optimizer is None else [np.asarray(v) for v in optimizer.variables],
             early_stopping=early_stopping, python_rng=python_rng, numpy_rng=numpy_rng,
@@ -225,23 +227,26 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
         return done
     if resume is not None and resume.optimizer_variables is not None:
         _restore_optimizer(model, resume.optimizer_variables, context)
-    images, targets, weights = train
     batch_size = stage.batch_size * context.replicas
-    batches = training_dataset(images, targets, weights, batch_size, context.seed, augmentation,
-                               stage.max_train_batches, first_epoch=first_global_epoch + done)
+    batches = training_dataset(*train, batch_size, context.seed, augmentation, stage.max_train_batches,
+                               first_epoch=first_global_epoch + done)
     stopping = ResumableEarlyStopping(monitor="val_loss", patience=stage.patience, restore_best_weights=True,
                                       initial_state=stopping_state)
 
-    def checkpoint(epochs_done: int, records: EpochRecords) -> None:
+    def checkpoint(epochs_done: int, records: EpochRecords) -> EpochRecords:
         over = bool(model.stop_training) or epochs_done >= stage.max_epochs
-        context.save_checkpoint(stage.index, epochs_done, over, model.optimizer, stopping.state(), records)
+        if over and context.checkpoint_file is not None:  # run_schedule's stage-end checkpoint follows at once
+            context.unsent = records
+            return []
+        context.save_checkpoint(stage.index, epochs_done, model.optimizer, stopping.state(), records)
+        return records
 
     logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint)
     model.fit(
         batches,
         initial_epoch=done,
         epochs=stage.max_epochs,
-        steps_per_epoch=batches_per_epoch(len(images), batch_size, stage.max_train_batches),
+        steps_per_epoch=batches_per_epoch(len(train[0]), batch_size, stage.max_train_batches),
         validation_data=inference_dataset(*valid, max(batch_size, EVAL_BATCH_SIZE)),
         shuffle=False,  # the pipeline shuffles
         verbose=context.verbose,
@@ -251,9 +256,8 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
 
 
 def _cached_features(model: keras.Model, images: np.ndarray, key: str, cache: FeatureCacheContext) -> np.ndarray:
-    extractor = feature_extractor(model)
-    return cache.store.features(key, lambda: extractor.predict(inference_dataset(images, None, EVAL_BATCH_SIZE),
-                                                               verbose=0))
+    extract = feature_extractor(model).predict
+    return cache.store.features(key, lambda: extract(inference_dataset(images, None, EVAL_BATCH_SIZE), verbose=0))
 
 
 def _feature_keys(model: keras.Model, train: np.ndarray, valid: np.ndarray, cache: FeatureCacheContext) -> list[str]:
@@ -283,12 +287,11 @@ def run_stage(
     blocker = cache_blocker(stage.trainable, augmenting, cache is not None and cache.enabled)
     if blocker is None and context.strategy is not None:
         blocker = "training is distributed (trainer.distribute) and the cache path runs on one device"
-    images, targets, weights = train
+    (images, targets, weights), n_valid = train, len(valid[0])
     if blocker is None:
         keys = _feature_keys(model, images, valid[0], cache)
-        steps = batches_per_epoch(len(images), stage.batch_size, stage.max_train_batches)
-        reads = stage_backbone_reads(stage.max_epochs, len(images), steps, stage.batch_size, len(valid[0]))
-        blocker = payoff_blocker(reads, len(images) + len(valid[0]), all(cache.store.has(key) for key in keys))
+        reads = stage_backbone_reads(stage.max_epochs, len(images), stage.batch_size, stage.max_train_batches, n_valid)
+        blocker = payoff_blocker(reads, len(images) + n_valid, all(cache.store.has(key) for key in keys))
     if blocker is not None:
         context.notes.append(f"stage {stage.index}: backbone recomputed every epoch because {blocker}")
         context.cache_counts.append((0, 0))
@@ -339,7 +342,8 @@ def run_schedule(
         in_stage = resume if resume is not None and resume.stage == stage.index else None
         epochs = run_stage(model, stage, train, valid, sum(context.stage_epochs), context, in_stage)
         context.stage_epochs.append(epochs)
-        records = [(context.summary(), 0)] if stage is stages[-1] else []
+        records = context.unsent + ([(context.summary(), 0)] if stage is stages[-1] else [])
+        context.unsent = []
         context.save_checkpoint(stage.index + 1, 0, records=records)
         for metrics, step in records:
             context.sink(metrics, step)

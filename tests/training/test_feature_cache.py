@@ -22,9 +22,10 @@ def test_cache_applies_only_to_head_stages_without_augmentation() -> None:
 
 def test_cache_pays_only_when_the_stage_reads_more_images_than_one_feature_pass() -> None:
     # quick mode: 2 epochs of 3 batches of 8 out of 240 training images, 64 validation images each epoch
-    assert stage_backbone_reads(2, 240, 3, 8, 64) == 2 * (24 + 64) == 176
-    # no cap: every training image every epoch; the cap never counts more images than there are
-    assert stage_backbone_reads(10, 100, 4, 32, 20) == 10 * (100 + 20)
+    assert stage_backbone_reads(2, 240, 8, 3, 64) == 2 * (24 + 64) == 176
+    # no cap: every training image every epoch (the short last batch too); a cap never counts more than there are
+    assert stage_backbone_reads(10, 100, 32, None, 20) == 10 * (100 + 20)
+    assert stage_backbone_reads(1, 20, 8, 5, 4) == 20 + 4
     assert payoff_blocker(176, 240 + 64, stored=False) == (
         "it reads at most 176 images through the backbone, not more than one feature pass (304 images)")
     assert payoff_blocker(304, 304, stored=False) is not None
