@@ -231,15 +231,16 @@ MEMORY_WAYS = {
 
 def print_tables(throughput: dict[str, list[dict[str, float]]], memory: dict[str, list[dict[str, float]]]) -> None:
     print(f"\ncommand: {' '.join(sys.argv)}")
-    print("\n| model, timed steps (batch 32, group weights) | pipeline steps/s | in-memory steps/s | ratio per pair |"
-          " median ratio (target ≥ 0.95) | median CPU ms/step: pipeline, in memory |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, runs in throughput.items():
-        cells = [", ".join(f"{r[key]:.{digits}f}" for r in runs)
-                 for key, digits in (("pipeline", 2), ("in_memory", 2), ("ratio", 3))]
-        cpu = ", ".join(f"{statistics.median(r[f'{name}_cpu_ms'] for r in runs):.0f}" for name in ("pipeline",
-                                                                                                  "in_memory"))
-        print(f"| {label} | {' | '.join(cells)} | {statistics.median(r['ratio'] for r in runs):.3f} | {cpu} |")
+    if throughput:
+        print("\n| model, timed steps (batch 32, group weights) | pipeline steps/s | in-memory steps/s |"
+              " ratio per pair | median ratio (target ≥ 0.95) | median CPU ms/step: pipeline, in memory |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for label, runs in throughput.items():
+            cells = [", ".join(f"{r[key]:.{digits}f}" for r in runs)
+                     for key, digits in (("pipeline", 2), ("in_memory", 2), ("ratio", 3))]
+            cpu = ", ".join(f"{statistics.median(r[f'{name}_cpu_ms'] for r in runs):.0f}" for name in ("pipeline",
+                                                                                                      "in_memory"))
+            print(f"| {label} | {' | '.join(cells)} | {statistics.median(r['ratio'] for r in runs):.3f} | {cpu} |")
     columns = ("VmHWM", "AnonPeak", "RssAnon", "RssFile", "USS", "PSS")
     print("\n| fresh process: load all splits, read one epoch of each | peak RSS (VmHWM) MB | peak anonymous MB |"
           " RssAnon MB | RssFile MB | USS MB | PSS MB |")
@@ -250,7 +251,7 @@ def print_tables(throughput: dict[str, list[dict[str, float]]], memory: dict[str
     median = {key: {way: statistics.median(r[key] for r in runs) for way, runs in memory.items()} for key in columns}
     print("\nfacebias / kit (medians; above TensorFlow alone in brackets), target ≤ 0.333 on the peak of anonymous "
           "memory, the memory a user must have (file-backed pages of the memory map are reclaimable page cache):")
-    for key in columns:
+    for key in ("VmHWM", "AnonPeak", "USS", "PSS"):
         way = median[key]
         print(f"  {key:<9} {way['facebias'] / way['kit']:.3f} "
               f"({(way['facebias'] - way['none']) / (way['kit'] - way['none']):.3f})")
