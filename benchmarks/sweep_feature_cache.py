@@ -2,7 +2,8 @@
 
 Runs `python -m facebias.train +sweep=paper_grid_quick` twice in fresh folders — `trainer.feature_cache=true`
 with an empty feature cache, then `trainer.feature_cache=false` — and prints both wall times, their ratio, and
-the feature-cache hits and misses of every job of the cached sweep.
+the feature-cache hits and misses of every job of the cached sweep, with its first stage's note (why it did or did
+not train on cached features: a quick-mode stage reads fewer images than one feature pass, so it does not).
 
     python benchmarks/sweep_feature_cache.py [overrides ...]
 """
@@ -48,7 +49,8 @@ def main() -> None:
                                   parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     for _, child in children.sort_values("tags.facebias.experiment").iterrows():
         print(f"  {child['tags.facebias.experiment']:<32} hits {child['metrics.feature_cache/hits']:.0f} "
-              f"misses {child['metrics.feature_cache/misses']:.0f}")
+              f"misses {child['metrics.feature_cache/misses']:.0f}  "
+              f"{child['tags.facebias.feature_cache'].split(' | ')[0]}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 5.0
+SERVER_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+"""No job runner (huey consumers, for GenAI jobs facebias never submits): fewer processes to start per server."""
 
 
 def free_port() -> int:
@@ -47,6 +49,7 @@ class MlflowServer:
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        env.update(SERVER_ENVIRONMENT)
         if self.auth:
             config = self.root / "basic_auth.ini"
             config.write_text(

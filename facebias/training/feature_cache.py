@@ -6,6 +6,10 @@ features computed once; the head's layers are the full model's, so the trained h
 Features are stored under `$FACEBIAS_CACHE/features/` keyed by everything that determines them: the backbone's
 weights and name, the input size and preprocessing, the dataset digest, the split and the number of images.
 Each file carries a SHA-256 digest; a file that does not match it is rebuilt, never trusted.
+
+Computing features pays only when the stage would send more images through the backbone than one feature pass:
+a stage capped to a few batches per epoch (quick mode) reads fewer, so it recomputes the backbone instead
+(`payoff_blocker`). Features already stored cost nothing and are always used.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from facebias.data.pipeline import batches_per_epoch
 from facebias.io import atomic_file, cache_root, write_json
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,23 @@ def cache_blocker(trainable: str, augmentation_enabled: bool, enabled: bool) -> 
     if augmentation_enabled:
         return "training augmentation is on, so the backbone sees different images every epoch"
     return None
+
+
+def stage_backbone_reads(epochs: int, train_images: int, batch_size: int, max_batches: int | None,
+                         valid_images: int) -> int:
+    """Images an uncached head-only stage sends through the backbone at most: per epoch, its training batches
+    (`batches_per_epoch`, so at most every training image) and one pass over the validation images."""
+    return epochs * (min(train_images, batches_per_epoch(train_images, batch_size, max_batches) * batch_size)
+                     + valid_images)
+
+
+def payoff_blocker(reads: int, feature_pass: int, stored: bool) -> str | None:
+    """Why computing the features does not pay for a stage that reads `reads` images through the backbone (one
+    feature pass reads `feature_pass`), or None when it pays or the features are `stored` already."""
+    if stored or reads > feature_pass:
+        return None
+    return (f"it reads at most {reads} images through the backbone, not more than one feature pass "
+            f"({feature_pass} images)")
 
 
 def feature_extractor(model: keras.Model) -> keras.Model:
@@ -76,6 +98,10 @@ class FeatureStore:
     def key(self, fingerprint: str, dataset_digest: str, split: str, count: int) -> str:
         text = json.dumps([fingerprint, dataset_digest, split, count])
         return f"{split}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+    def has(self, key: str) -> bool:
+        """Whether features of `key` are stored (their digest is checked when they are loaded)."""
+        return (self.root / f"{key}.npy").exists() and (self.root / f"{key}.json").exists()
 
     def load(self, key: str) -> np.ndarray | None:
         """The stored features of `key`, or None when absent or corrupt (a corrupt file is removed)."""

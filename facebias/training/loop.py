@@ -1,17 +1,15 @@
 """The generic stage loop: for each planned stage, freeze/unfreeze parts, compile, fit with early stopping.
 
 Metrics leave this module only through a `sink(metrics, step)` callable, so tracking stays elsewhere.
-With `LoopContext.checkpoint_file`, every epoch end (and every stage end) leaves a checkpoint
-(facebias.training.checkpoint) before its metrics are sent; with `LoopContext.resume`, the schedule continues
-from one: finished stages are skipped and the current one goes on at its next epoch, with the optimizer and
-early-stopping state it had.
+With `LoopContext.checkpoint_file`, every epoch end leaves a checkpoint (facebias.training.checkpoint) before its
+metrics are sent; a stage's last epoch's is the stage-end checkpoint. With `LoopContext.resume`, the schedule
+continues from one: finished stages are skipped and the current one goes on at its next epoch, with the optimizer
+and early-stopping state it had.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,27 +20,20 @@ from keras import ops
 
 from facebias.config import AugmentationConfig
 from facebias.data.pipeline import EVAL_BATCH_SIZE, batches_per_epoch, inference_dataset, training_dataset
-from facebias.errors import NonFiniteLossError
 from facebias.progress import keras_verbose
+from facebias.training.callbacks import EpochRecords, MetricSink, ResumableEarlyStopping, StageCurveLogger
 from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
-from facebias.training.feature_cache import FeatureStore, backbone_fingerprint, cache_blocker, feature_extractor
+from facebias.training.feature_cache import (
+    FeatureStore,
+    backbone_fingerprint,
+    cache_blocker,
+    feature_extractor,
+    payoff_blocker,
+    stage_backbone_reads,
+)
 from facebias.training.group_dro import GroupDRO
 from facebias.training.schedule import StagePlan
 from facebias.vocab import AGE_NORMALISATION
-
-MetricSink = Callable[[dict[str, float], int], None]
-EpochRecords = list[tuple[dict[str, float], int]]
-"""One epoch's curve values: (metrics, step) pairs for the sink."""
-CURVE_KEYS: dict[str, str] = {
-    "loss": "loss",
-    "val_loss": "val_loss",
-    "mse": "train_mse",
-    "mae": "mae",
-    "val_mae": "val_mae",
-}
-"""Keras log key → curve name. `loss` is the training objective (the group-weighted MSE when weighting is on);
-`train_mse` is the unweighted training MSE, on the same scale as `val_loss` (validation has no weights);
-`mae`/`val_mae` are unweighted MAEs in years. Training values are running means over the epoch's batches."""
 
 
 def _flat_pair(y_true, y_pred):
@@ -75,60 +66,6 @@ def set_trainable_parts(model: keras.Model, parts: dict[str, bool]) -> None:
     model.trainable = True
     for part, trainable in parts.items():
         model.get_layer(part).trainable = trainable
-
-
-class StageCurveLogger(keras.callbacks.Callback):
-    """Forward each epoch's loss/MAE to the sink under stage{k}/… (stage epoch) and epoch/… (global epoch)."""
-
-    def __init__(self, stage: StagePlan, first_global_epoch: int, sink: MetricSink, epochs_run: int = 0,
-                 on_epoch_done: Callable[[int, EpochRecords], None] | None = None,
-                 extra_curves: Callable[[], dict[str, float]] | None = None) -> None:
-        super().__init__()
-        self.stage = stage
-        self.first_global_epoch = first_global_epoch
-        self.sink = sink
-        self.epochs_run = epochs_run
-        self.on_epoch_done = on_epoch_done
-        """Called (epochs done, records) after the finiteness check and before the sink: checkpoints go here."""
-        self.extra_curves = extra_curves
-        """The epoch's curves beyond Keras' logs (group DRO's largest weight)."""
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        values = {curve: float(logs[key]) for key, curve in CURVE_KEYS.items() if key in logs}
-        if not all(math.isfinite(v) for v in values.values()):
-            self.model.stop_training = True
-            raise NonFiniteLossError(
-                f"stage {self.stage.index}, epoch {epoch + 1}: the loss is not finite ({values}); "
-                f"try a lower learning rate than {self.stage.override}.lr={self.stage.lr}"
-            )
-        self.epochs_run = epoch + 1
-        values.update(self.extra_curves() if self.extra_curves is not None else {})
-        records = [({f"{self.stage.prefix}/{k}": v for k, v in values.items()}, epoch),
-                   ({f"epoch/{k}": v for k, v in values.items()}, self.first_global_epoch + epoch)]
-        if self.on_epoch_done is not None:
-            self.on_epoch_done(epoch + 1, records)
-        for metrics, step in records:
-            self.sink(metrics, step)
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping that starts from a saved state (a resumed stage) instead of from scratch."""
-
-    def __init__(self, *args: Any, initial_state: EarlyStoppingState | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.initial_state = initial_state
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        if self.initial_state is not None:
-            state = self.initial_state
-            self.best, self.best_epoch, self.wait, self.best_weights = (state.best, state.best_epoch, state.wait,
-                                                                        state.best_weights)
-
-    def state(self) -> EarlyStoppingState:
-        best = None if self.best is None else float(self.best)
-        return EarlyStoppingState(best, int(self.best_epoch), int(self.wait), self.best_weights)
 
 
 @dataclass
@@ -167,15 +104,17 @@ class LoopContext:
     """Group DRO's state when weighting=group_dro (training targets then carry group codes); saved in checkpoints."""
     sampling_groups: np.ndarray | None = None
     """Each training sample's group code when sampling=balanced; None: shuffled epochs."""
+    unsent: EpochRecords = field(default_factory=list)
+    """A stage's last epoch's curves: sent after the stage-end checkpoint, which holds them."""
 
-    def save_checkpoint(self, stage: int, epoch: int, stage_over: bool = False, optimizer: Any = None,
+    def save_checkpoint(self, stage: int, epoch: int, optimizer: Any = None,
                         early_stopping: EarlyStoppingState | None = None, records: EpochRecords | None = None) -> None:
         """Leave a checkpoint of the run's state (nothing without `checkpoint_file`)."""
         if self.checkpoint_file is None or self.model is None:
             return
         python_rng, numpy_rng = capture_rng()
         save_checkpoint(self.checkpoint_file, Checkpoint(
-            stage=stage, epoch=epoch, stage_epochs=list(self.stage_epochs), seed=self.seed, stage_over=stage_over,
+            stage=stage, epoch=epoch, stage_epochs=list(self.stage_epochs), seed=self.seed,
             model_variables=[np.asarray(v) for v in self.model.variables],
             optimizer_variables=None if optimizer is None else [np.asarray(v) for v in optimizer.variables],
             early_stopping=early_stopping, python_rng=python_rng, numpy_rng=numpy_rng,
@@ -232,17 +171,19 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
         return done
     if resume is not None and resume.optimizer_variables is not None:
         _restore_optimizer(model, resume.optimizer_variables, context)
-    images, targets, weights = train
     batch_size = stage.batch_size * context.replicas
-    batches = training_dataset(images, targets, weights, batch_size, context.seed, augmentation,
-                               stage.max_train_batches, first_epoch=first_global_epoch + done,
-                               groups=context.sampling_groups)
+    batches = training_dataset(*train, batch_size, context.seed, augmentation, stage.max_train_batches,
+                               first_epoch=first_global_epoch + done, groups=context.sampling_groups)
     stopping = ResumableEarlyStopping(monitor="val_loss", patience=stage.patience, restore_best_weights=True,
                                       initial_state=stopping_state)
 
-    def checkpoint(epochs_done: int, records: EpochRecords) -> None:
+    def checkpoint(epochs_done: int, records: EpochRecords) -> EpochRecords:
         over = bool(model.stop_training) or epochs_done >= stage.max_epochs
-        context.save_checkpoint(stage.index, epochs_done, over, model.optimizer, stopping.state(), records)
+        if over and context.checkpoint_file is not None:  # run_schedule's stage-end checkpoint follows at once
+            context.unsent = records
+            return []
+        context.save_checkpoint(stage.index, epochs_done, model.optimizer, stopping.state(), records)
+        return records
 
     logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint,
                               None if context.dro is None else context.dro.curves)
@@ -250,7 +191,7 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
         batches,
         initial_epoch=done,
         epochs=stage.max_epochs,
-        steps_per_epoch=batches_per_epoch(len(images), batch_size, stage.max_train_batches),
+        steps_per_epoch=batches_per_epoch(len(train[0]), batch_size, stage.max_train_batches),
         validation_data=inference_dataset(*valid, max(batch_size, EVAL_BATCH_SIZE)),
         shuffle=False,  # the pipeline shuffles
         verbose=context.verbose,
@@ -259,12 +200,16 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
     return logger.epochs_run
 
 
-def _cached_features(model: keras.Model, images: np.ndarray, split: str, cache: FeatureCacheContext) -> np.ndarray:
-    store = cache.store
-    key = store.key(backbone_fingerprint(model), cache.dataset_digest, split, len(images))
-    extractor = feature_extractor(model)
-    return store.features(key, lambda: extractor.predict(inference_dataset(images, None, EVAL_BATCH_SIZE),
-                                                         verbose=keras_verbose()))
+def _cached_features(model: keras.Model, images: np.ndarray, key: str, cache: FeatureCacheContext) -> np.ndarray:
+    extract = feature_extractor(model).predict
+    batches = inference_dataset(images, None, EVAL_BATCH_SIZE)
+    return cache.store.features(key, lambda: extract(batches, verbose=keras_verbose()))
+
+
+def _feature_keys(model: keras.Model, train: np.ndarray, valid: np.ndarray, cache: FeatureCacheContext) -> list[str]:
+    fingerprint = backbone_fingerprint(model)
+    return [cache.store.key(fingerprint, cache.dataset_digest, split, len(images))
+            for split, images in (("train", train), ("valid", valid))]
 
 
 def run_stage(
@@ -288,15 +233,19 @@ def run_stage(
     blocker = cache_blocker(stage.trainable, augmenting, cache is not None and cache.enabled)
     if blocker is None and context.strategy is not None:
         blocker = "training is distributed (trainer.distribute) and the cache path runs on one device"
+    (images, targets, weights), n_valid = train, len(valid[0])
+    if blocker is None:
+        keys = _feature_keys(model, images, valid[0], cache)
+        reads = stage_backbone_reads(stage.max_epochs, len(images), stage.batch_size, stage.max_train_batches, n_valid)
+        blocker = payoff_blocker(reads, len(images) + n_valid, all(cache.store.has(key) for key in keys))
     if blocker is not None:
         context.notes.append(f"stage {stage.index}: backbone recomputed every epoch because {blocker}")
         context.cache_counts.append((0, 0))
         _compile(model, stage, context)
         return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
-    images, targets, weights = train
     hits, misses = cache.store.hits, cache.store.misses
-    train_features = _cached_features(model, images, "train", cache)
-    valid_features = _cached_features(model, valid[0], "valid", cache)
+    train_features = _cached_features(model, images, keys[0], cache)
+    valid_features = _cached_features(model, valid[0], keys[1], cache)
     counts = cache.store.hits - hits, cache.store.misses - misses
     context.notes.append(f"stage {stage.index}: head trained on cached backbone features "
                          f"({counts[0]} hit(s), {counts[1]} miss(es))")
@@ -341,7 +290,8 @@ def run_schedule(
         in_stage = resume if resume is not None and resume.stage == stage.index else None
         epochs = run_stage(model, stage, train, valid, sum(context.stage_epochs), context, in_stage)
         context.stage_epochs.append(epochs)
-        records = [(context.summary(), 0)] if stage is stages[-1] else []
+        records = context.unsent + ([(context.summary(), 0)] if stage is stages[-1] else [])
+        context.unsent = []
         context.save_checkpoint(stage.index + 1, 0, records=records)
         for metrics, step in records:
             context.sink(metrics, step)

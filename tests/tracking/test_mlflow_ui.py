@@ -32,6 +32,7 @@ import pytest
 from conftest import REPO_ROOT
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from mlflow_server import SERVER_ENVIRONMENT
 from playwright.sync_api import Page, sync_playwright
 
 ARTIFACT_DIR = REPO_ROOT / "test-artifacts"
@@ -97,6 +98,7 @@ def mlflow_server(quick_grid_store: Path, tmp_path: Path) -> Iterator[MlflowServ
     log = tmp_path / "mlflow-server.log"
     env = os.environ.copy()
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(SERVER_ENVIRONMENT)
     with log.open("wb") as log_file:
         # Own session, so that teardown stops uvicorn and the job runner that `mlflow server` spawns as well.
         process = subprocess.Popen(

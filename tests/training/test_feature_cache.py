@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facebias.training.feature_cache import FeatureStore, cache_blocker
+from facebias.training.feature_cache import FeatureStore, cache_blocker, payoff_blocker, stage_backbone_reads
 from facebias.training.loop import LoopContext
 
 
@@ -18,6 +18,19 @@ def test_cache_applies_only_to_head_stages_without_augmentation() -> None:
     assert "trains backbone layers (trainable=backbone)" in cache_blocker("backbone", False, True)
     assert "augmentation is on" in cache_blocker("head", True, True)
     assert "trainer.feature_cache=false" in cache_blocker("head", False, False)
+
+
+def test_cache_pays_only_when_the_stage_reads_more_images_than_one_feature_pass() -> None:
+    # quick mode: 2 epochs of 3 batches of 8 out of 240 training images, 64 validation images each epoch
+    assert stage_backbone_reads(2, 240, 8, 3, 64) == 2 * (24 + 64) == 176
+    # no cap: every training image every epoch (the short last batch too); a cap never counts more than there are
+    assert stage_backbone_reads(10, 100, 32, None, 20) == 10 * (100 + 20)
+    assert stage_backbone_reads(1, 20, 8, 5, 4) == 20 + 4
+    assert payoff_blocker(176, 240 + 64, stored=False) == (
+        "it reads at most 176 images through the backbone, not more than one feature pass (304 images)")
+    assert payoff_blocker(304, 304, stored=False) is not None
+    assert payoff_blocker(305, 304, stored=False) is None
+    assert payoff_blocker(176, 304, stored=True) is None  # stored features cost nothing
 
 
 def test_store_counts_hits_and_misses_and_keys_differ(tmp_path: Path) -> None:
@@ -55,7 +68,8 @@ def test_clear_removes_every_feature_set(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _head_stage_val_losses(tmp_path: Path, cached: bool) -> tuple[list[float], LoopContext]:
+def _head_stage_val_losses(tmp_path: Path, cached: bool, max_batches: int | None = None,
+                           epochs: int = 3) -> tuple[list[float], LoopContext]:
     keras = pytest.importorskip("keras")
     from facebias.config import BackboneConfig, HeadConfig, StageConfig, TrainerConfig
     from facebias.models.assemble import build_model
@@ -69,8 +83,8 @@ def _head_stage_val_losses(tmp_path: Path, cached: bool) -> tuple[list[float], L
     images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     targets = rng.uniform(0.1, 0.9, 40).astype("float32")
     weights = rng.uniform(0.5, 2.0, 40).astype("float32")
-    stage = plan_stages([StageConfig(trainable="head", lr=1e-2, max_epochs=3, patience=5, batch_size=8)],
-                        TrainerConfig())[0]
+    stage = plan_stages([StageConfig(trainable="head", lr=1e-2, max_epochs=epochs, patience=5, batch_size=8)],
+                        TrainerConfig(max_train_batches=max_batches))[0]
     logged: list[float] = []
     cache = FeatureCacheContext(FeatureStore(tmp_path / "features"), "digest", enabled=cached)
     context = LoopContext(lambda m, s: logged.extend(v for k, v in m.items() if k == "stage1/val_loss"), verbose=0,
@@ -88,3 +102,15 @@ def test_cached_head_stage_matches_the_uncached_one(tmp_path: Path) -> None:
     np.testing.assert_allclose(cached, uncached, rtol=1e-5, atol=1e-7)
     _, again = _head_stage_val_losses(tmp_path, cached=True)
     assert "(2 hit(s), 0 miss(es))" in again.notes[0]
+
+
+def test_capped_stage_recomputes_the_backbone_unless_features_are_stored(tmp_path: Path) -> None:
+    # 1 epoch of 1 batch of 8 + 16 validation images = 24 backbone reads < one feature pass of 40 + 16
+    _, capped = _head_stage_val_losses(tmp_path, cached=True, max_batches=1, epochs=1)
+    assert capped.notes[0] == ("stage 1: backbone recomputed every epoch because it reads at most 24 images through "
+                               "the backbone, not more than one feature pass (56 images)")
+    assert capped.cache_counts == [(0, 0)]
+    assert list((tmp_path / "features").glob("*.npy")) == []
+    _head_stage_val_losses(tmp_path, cached=True)  # 3 full epochs: 3 * 56 reads > 56, so it computes them
+    _, reuses = _head_stage_val_losses(tmp_path, cached=True, max_batches=1, epochs=1)
+    assert reuses.notes[0] == "stage 1: head trained on cached backbone features (2 hit(s), 0 miss(es))"
