@@ -33,7 +33,8 @@ def save_logged_model(model: Any, folder: Path, example: np.ndarray | dict[str, 
     """Save the Keras `model` (uint8 images → years) as an MLflow model in `folder` (replaced if present).
 
     The signature is inferred from `example` (uint8 images, or for a calibrated model {"image": …, "group": group
-    keys as a dtype-object array}) and the model's prediction on it; the example is stored as the model's input
+    keys as a dtype-object array}) and the model's output on it (called directly, not `predict`: a one-image batch
+    cannot be split across the replicas of a distribution strategy); the example is stored as the model's input
     example. A calibrated model records `group_attributes` in its metadata (`GROUP_ATTRIBUTES`). The requirements
     are pinned to this Keras (not inferred: that would load the model once more in a subprocess).
     """
@@ -42,7 +43,7 @@ def save_logged_model(model: Any, folder: Path, example: np.ndarray | dict[str, 
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    signature = infer_signature(example, model.predict(example, verbose=0))
+    signature = infer_signature(example, np.asarray(model(example, training=False)))
     metadata = None if group_attributes is None else {GROUP_ATTRIBUTES: list(group_attributes)}
     mlflow.keras.save_model(model, str(folder), signature=signature, input_example=example, metadata=metadata,
                             pip_requirements=mlflow.keras.get_default_pip_requirements())
