@@ -42,8 +42,27 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
             os.environ[key] = value
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist (`--dist loadgroup`, set in pyproject.toml): every test that reads the quick
+    grid runs on the one worker that ran it, the tests of a module on one worker (so that its module fixtures start
+    once), and the groups holding the most slow tests start first, so that no long one is left for the end.
+    First among the hooks: xdist reads the groups in its own hook."""
+    groups = {item: "quick_grid" if "quick_grid_store" in item.fixturenames else item.nodeid.split("::")[0]
+              for item in items}
+    slow = {group: 0 for group in groups.values()}
+    first = {}
+    for position, item in enumerate(items):
+        slow[groups[item]] += item.get_closest_marker("slow") is not None
+        first.setdefault(groups[item], position)
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    items.sort(key=lambda item: (-slow[groups[item]], first[groups[item]]))
+
+
 QUICK_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
 """Small synthetic splits for sweeps in tests."""
+QUICK_GRID_TRAINER = ["trainer=smoke", "trainer.max_train_batches=1"]
+"""Quick mode with one training batch per epoch: the grid's tests are about the sweep, its records and its report."""
 
 
 def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -58,7 +77,8 @@ def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.Comp
 def quick_grid_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder in which the quick 8-experiment grid sweep has run: its store is <folder>/mlruns/mlflow.db."""
     cwd = tmp_path_factory.mktemp("quick-grid")
-    result = run_facebias(cwd, "+sweep=paper_grid_quick", *QUICK_DATA, "hydra.sweeper.max_batch_size=2")
+    result = run_facebias(cwd, "+sweep=paper_grid_quick", *QUICK_GRID_TRAINER, *QUICK_DATA,
+                          "hydra.sweeper.max_batch_size=2")
     (cwd / "sweep.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         pytest.fail(f"the quick grid sweep failed ({result.returncode}):\n{result.stderr[-4000:]}")
