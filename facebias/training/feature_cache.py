@@ -85,13 +85,15 @@ def feature_batch_size(image_shape: tuple[int, ...]) -> int:
 class FeaturePass:
     """The model's backbone features of image arrays: one inference-mode function for every split of the model."""
 
-    def __init__(self, model: keras.Model) -> None:
+    def __init__(self, model: keras.Model, jit_compile: bool | None = None) -> None:
+        """`jit_compile` (`trainer.jit_compile`): XLA on or off; None: on where a GPU is visible, as Keras decides."""
         extractor = feature_extractor(model)
         self.shape = tuple(model.input_shape[1:])
         self.dim = int(extractor.output_shape[-1])
         self.batch_size = feature_batch_size(self.shape)
-        self._run = tf.function(lambda images: extractor(images, training=False), input_signature=[
-            tf.TensorSpec((None, *self.shape), tf.uint8)])
+        xla = bool(tf.config.list_logical_devices("GPU")) if jit_compile is None else jit_compile
+        self._run = tf.function(lambda images: extractor(images, training=False), jit_compile=xla,
+                                input_signature=[tf.TensorSpec((None, *self.shape), tf.uint8)])
 
     def __call__(self, images: np.ndarray, description: str = "features") -> np.ndarray:
         """Features of `images` (uint8, in memory or memory-mapped), in order, as one float32 array; a progress bar

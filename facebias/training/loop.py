@@ -202,17 +202,18 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
     return logger.epochs_run
 
 
-def _cached_features(model: keras.Model, splits: dict[str, tuple[str, np.ndarray]], cache: FeatureCacheContext
+def _cached_features(model: keras.Model, splits: dict[str, tuple[str, np.ndarray]], context: LoopContext
                      ) -> list[np.ndarray]:
     """Each split's (key, images) stored features, or computed by one feature pass shared by the splits (built only
     when one is missing)."""
     passes: list[FeaturePass] = []
 
     def compute(images: np.ndarray, split: str) -> np.ndarray:
-        passes.append(passes[0] if passes else FeaturePass(model))
+        passes.append(passes[0] if passes else FeaturePass(model, context.jit_compile))
         return passes[0](images, f"{split} features")
 
-    return [cache.store.features(key, partial(compute, images, split)) for split, (key, images) in splits.items()]
+    store = context.feature_cache.store
+    return [store.features(key, partial(compute, images, split)) for split, (key, images) in splits.items()]
 
 
 def _feature_keys(model: keras.Model, train: np.ndarray, valid: np.ndarray, cache: FeatureCacheContext) -> list[str]:
@@ -255,7 +256,7 @@ def run_stage(
         return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
     hits, misses = cache.store.hits, cache.store.misses
     train_features, valid_features = _cached_features(model, {"train": (keys[0], images),
-                                                                      "valid": (keys[1], valid[0])}, cache)
+                                                                      "valid": (keys[1], valid[0])}, context)
     counts = cache.store.hits - hits, cache.store.misses - misses
     context.notes.append(f"stage {stage.index}: head trained on cached backbone features "
                          f"({counts[0]} hit(s), {counts[1]} miss(es))")
