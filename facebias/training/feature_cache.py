@@ -92,7 +92,7 @@ class FeaturePass:
         self.dim = int(extractor.output_shape[-1])
         self.batch_size = feature_batch_size(self.shape)
         xla = bool(tf.config.list_logical_devices("GPU")) if jit_compile is None else jit_compile
-        self._run = tf.function(lambda images: extractor(images, training=False), jit_compile=xla,
+        self._run = tf.function(partial(extractor, training=False), jit_compile=xla, autograph=False,
                                 input_signature=[tf.TensorSpec((None, *self.shape), tf.uint8)])
 
     def __call__(self, images: np.ndarray, description: str = "features") -> np.ndarray:
