@@ -72,9 +72,9 @@ def feature_extractor(model: keras.Model) -> keras.Model:
     return keras.Model(images, model.get_layer("backbone")(x, training=False), name="feature_extractor")
 
 
-FEATURE_PASS_PIXELS = 1 << 22
-"""Input pixels per feature-pass batch (256 images of 128 px, 83 of 224 px): large batches for throughput, their
-activations bounded in memory."""
+FEATURE_PASS_PIXELS = 1 << 21
+"""Input pixels per feature-pass batch (128 images of 128 px, 41 of 224 px): batches larger than training's where
+images are small (fewer steps), their activations bounded in memory where they are large."""
 
 
 def feature_batch_size(image_shape: tuple[int, ...]) -> int:
