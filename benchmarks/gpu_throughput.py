@@ -5,8 +5,8 @@ preprocessed in the model's graph, as in a run), in one process and one table:
 
 - train: `train_on_batch` steps of the whole model (Adam, MSE), images/s from the median step time;
 - inference: `predict_on_batch` of the whole model, images/s from the median call time;
-- feature pass: the frozen-stage feature cache's pass (facebias.training.feature_cache.feature_extractor, batch norm
-  in inference mode) over `--steps` batches through `predict`, images/s over the whole pass (tracing included).
+- feature pass: the frozen-stage feature cache's pass (facebias.training.feature_cache.FeaturePass, batch norm in
+  inference mode) over `--steps` batches of `--batch`, images/s over the whole pass (tracing included).
 
 Modes: float32; mixed_float16 (Keras' global policy, as `trainer.precision=mixed_float16`); float32 with XLA
 (`jit_compile=True`, as `trainer.jit_compile=true`). Every mode builds its model afresh; the first `--warmup`
@@ -29,9 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from facebias.config import BackboneConfig, HeadConfig
-from facebias.data.pipeline import inference_dataset
 from facebias.models.assemble import build_model
-from facebias.training.feature_cache import feature_extractor
+from facebias.training.feature_cache import FeaturePass
 
 BACKBONES = {"resnet50": "vggface2", "inception_resnet_v2": "inception"}
 """Backbone → its preprocessing (conf/backbone/)."""
@@ -67,10 +66,10 @@ def measure(backbone: str, mode: str, args: argparse.Namespace) -> dict[str, flo
     model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="mse", jit_compile=mode == "xla")
     train = _median_rate(lambda: model.train_on_batch(batch_images, targets), args.batch, args.warmup, args.steps)
     infer = _median_rate(lambda: model.predict_on_batch(batch_images), args.batch, args.warmup, args.steps)
-    extractor = feature_extractor(model)
-    extractor.compile(jit_compile=mode == "xla")
+    features = FeaturePass(model, jit_compile=mode == "xla")
+    features.batch_size = args.batch
     started = time.perf_counter()
-    extractor.predict(inference_dataset(images, None, args.batch), verbose=0)
+    features(images)
     feature_pass = len(images) / (time.perf_counter() - started)
     keras.backend.clear_session()
     return {"train": train, "inference": infer, "feature pass": feature_pass}

@@ -7,6 +7,10 @@ Features are stored under `$FACEBIAS_CACHE/features/` keyed by everything that d
 weights and name, the input size and preprocessing, the dataset digest, the split and the number of images.
 Each file carries a SHA-256 digest; a file that does not match it is rebuilt, never trusted.
 
+The feature pass runs the extractor in inference mode (no gradient tape, batch norm in inference mode) as one
+`tf.function` traced once for both splits, in batches sized for throughput (`feature_batch_size`: inference only,
+so the batch size does not change what is computed), straight from the image array into one float32 array.
+
 Computing features pays only when the stage would send more images through the backbone than one feature pass:
 a stage capped to a few batches per epoch (quick mode) reads fewer, so it recomputes the backbone instead
 (`payoff_blocker`). Features already stored cost nothing and are always used.
@@ -23,9 +27,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from facebias.data.pipeline import batches_per_epoch
 from facebias.io import atomic_file, cache_root, write_json
+from facebias.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,41 @@ def feature_extractor(model: keras.Model) -> keras.Model:
     x = model.get_layer("resize")(images)
     x = model.get_layer("preprocess")(x)
     return keras.Model(images, model.get_layer("backbone")(x, training=False), name="feature_extractor")
+
+
+FEATURE_PASS_PIXELS = 1 << 21
+"""Input pixels per feature-pass batch (128 images of 128 px, 41 of 224 px): batches larger than training's where
+images are small (fewer steps), their activations bounded in memory where they are large."""
+
+
+def feature_batch_size(image_shape: tuple[int, ...]) -> int:
+    """Images per feature-pass batch for images of `image_shape` (height, width, channels): 32 to 256."""
+    return int(np.clip(FEATURE_PASS_PIXELS // (image_shape[0] * image_shape[1]), 32, 256))
+
+
+class FeaturePass:
+    """The model's backbone features of image arrays: one inference-mode function for every split of the model."""
+
+    def __init__(self, model: keras.Model, jit_compile: bool | None = None) -> None:
+        """`jit_compile` (`trainer.jit_compile`): XLA on or off; None: on where a GPU is visible, as Keras decides."""
+        extractor = feature_extractor(model)
+        self.shape = tuple(model.input_shape[1:])
+        self.dim = int(extractor.output_shape[-1])
+        self.batch_size = feature_batch_size(self.shape)
+        xla = bool(tf.config.list_logical_devices("GPU")) if jit_compile is None else jit_compile
+        self._run = tf.function(partial(extractor, training=False), jit_compile=xla, autograph=False,
+                                input_signature=[tf.TensorSpec((None, *self.shape), tf.uint8)])
+
+    def __call__(self, images: np.ndarray, description: str = "features") -> np.ndarray:
+        """Features of `images` (uint8, in memory or memory-mapped), in order, as one float32 array; a progress bar
+        of `description` on a terminal."""
+        features = np.empty((len(images), self.dim), dtype=np.float32)
+        with bar(len(images), description) as progress:
+            for start in range(0, len(images), self.batch_size):
+                batch = np.asarray(images[start:start + self.batch_size])
+                features[start:start + len(batch)] = self._run(batch).numpy()
+                progress.update(len(batch))
+        return features
 
 
 def backbone_fingerprint(model: keras.Model) -> str:

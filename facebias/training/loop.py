@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,13 @@ from keras import ops
 
 from facebias.config import AugmentationConfig
 from facebias.data.pipeline import EVAL_BATCH_SIZE, batches_per_epoch, inference_dataset, training_dataset
-from facebias.progress import keras_verbose
 from facebias.training.callbacks import EpochRecords, MetricSink, ResumableEarlyStopping, StageCurveLogger
 from facebias.training.checkpoint import Checkpoint, EarlyStoppingState, capture_rng, restore_rng, save_checkpoint
 from facebias.training.feature_cache import (
+    FeaturePass,
     FeatureStore,
     backbone_fingerprint,
     cache_blocker,
-    feature_extractor,
     payoff_blocker,
     stage_backbone_reads,
 )
@@ -137,12 +137,14 @@ class LoopContext:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
 
-def _compile(model: keras.Model, stage: StagePlan, context: LoopContext) -> None:
+def _compile(model: keras.Model, stage: StagePlan, context: LoopContext, steps_per_execution: int = 1) -> None:
+    """Compile for the stage; `steps_per_execution` training steps run per call of the training function (the same
+    batches and updates as one step per call, with less per-step overhead)."""
     with context.scope():
         loss = "mse" if context.dro is None else context.dro.loss()
         model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss=loss, metrics=[squared_error, mae_years],
                       run_eagerly=stage.run_eagerly, jit_compile="auto" if context.jit_compile is None
-                      else context.jit_compile)
+                      else context.jit_compile, steps_per_execution=1 if stage.run_eagerly else steps_per_execution)
 
 
 def _restore_optimizer(model: keras.Model, values: list[np.ndarray], context: LoopContext) -> None:
@@ -200,10 +202,18 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
     return logger.epochs_run
 
 
-def _cached_features(model: keras.Model, images: np.ndarray, key: str, cache: FeatureCacheContext) -> np.ndarray:
-    extract = feature_extractor(model).predict
-    batches = inference_dataset(images, None, EVAL_BATCH_SIZE)
-    return cache.store.features(key, lambda: extract(batches, verbose=keras_verbose()))
+def _cached_features(model: keras.Model, splits: dict[str, tuple[str, np.ndarray]], context: LoopContext
+                     ) -> list[np.ndarray]:
+    """Each split's (key, images) stored features, or computed by one feature pass shared by the splits (built only
+    when one is missing)."""
+    passes: list[FeaturePass] = []
+
+    def compute(images: np.ndarray, split: str) -> np.ndarray:
+        passes.append(passes[0] if passes else FeaturePass(model, context.jit_compile))
+        return passes[0](images, f"{split} features")
+
+    store = context.feature_cache.store
+    return [store.features(key, partial(compute, images, split)) for split, (key, images) in splits.items()]
 
 
 def _feature_keys(model: keras.Model, train: np.ndarray, valid: np.ndarray, cache: FeatureCacheContext) -> list[str]:
@@ -225,7 +235,8 @@ def run_stage(
 
     Training batches come from `training_dataset` (shuffled with the context's seed, epochs numbered from
     `first_global_epoch`, augmented when enabled), validation batches from `inference_dataset`. A head-only stage
-    trains the head on cached backbone features when the feature cache applies; the context's notes say why not.
+    trains the head on cached backbone features when the feature cache applies, a whole epoch per call of the
+    training function; the context's notes say why not.
     """
     set_trainable_parts(model, stage.parts)
     cache = context.feature_cache
@@ -244,14 +255,14 @@ def run_stage(
         _compile(model, stage, context)
         return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
     hits, misses = cache.store.hits, cache.store.misses
-    train_features = _cached_features(model, images, keys[0], cache)
-    valid_features = _cached_features(model, valid[0], keys[1], cache)
+    train_features, valid_features = _cached_features(model, {"train": (keys[0], images),
+                                                                      "valid": (keys[1], valid[0])}, context)
     counts = cache.store.hits - hits, cache.store.misses - misses
     context.notes.append(f"stage {stage.index}: head trained on cached backbone features "
                          f"({counts[0]} hit(s), {counts[1]} miss(es))")
     context.cache_counts.append(counts)
     head = model.get_layer("head")
-    _compile(head, stage, context)
+    _compile(head, stage, context, batches_per_epoch(len(images), stage.batch_size, stage.max_train_batches))
     return _fit(head, stage, (train_features, targets, weights), (valid_features, valid[1]), first_global_epoch,
                 context, None, resume)
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facebias.training.feature_cache import FeatureStore, cache_blocker, payoff_blocker, stage_backbone_reads
+from facebias.training.feature_cache import (
+    FeatureStore,
+    cache_blocker,
+    feature_batch_size,
+    payoff_blocker,
+    stage_backbone_reads,
+)
 from facebias.training.loop import LoopContext
 
 
@@ -68,8 +74,35 @@ def test_clear_removes_every_feature_set(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_feature_pass_batches_hold_about_two_million_pixels() -> None:
+    assert feature_batch_size((224, 224, 3)) == 2097152 // (224 * 224) == 41
+    assert feature_batch_size((128, 128, 3)) == 128
+    assert feature_batch_size((64, 64, 3)) == 256  # 512 images would fit: capped at 256
+    assert feature_batch_size((299, 299, 3)) == 32  # 23 would fit: never fewer than 32
+
+
+def test_feature_pass_matches_keras_predict_of_the_extractor() -> None:
+    keras = pytest.importorskip("keras")
+    from facebias.config import BackboneConfig, HeadConfig
+    from facebias.data.pipeline import inference_dataset
+    from facebias.models.assemble import build_model
+    from facebias.training.feature_cache import FeaturePass, feature_extractor
+
+    keras.utils.set_random_seed(1)
+    backbone = BackboneConfig(name="small_cnn", input_size=16, preprocessing="unit", widths=[4, 8])
+    model = build_model(backbone, HeadConfig(name="mlp", dropout=0.5, hidden_units=[8]), (24, 24), 16)
+    images = np.random.default_rng(1).integers(0, 256, (37, 24, 24, 3), dtype=np.uint8)
+    features = FeaturePass(model)
+    features.batch_size = 8  # 4 full batches and a short one
+    expected = feature_extractor(model).predict(inference_dataset(images, None, 64), verbose=0)  # one batch
+    np.testing.assert_allclose(features(images), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features(images[:5]), expected[:5], rtol=1e-5, atol=1e-6)
+    assert features(images).shape == (37, 8) and features(images).dtype == np.float32
+    assert features._run.experimental_get_tracing_count() == 1  # every split and batch length: one trace
+
+
 def _head_stage_val_losses(tmp_path: Path, cached: bool, max_batches: int | None = None,
-                           epochs: int = 3) -> tuple[list[float], LoopContext]:
+                           epochs: int = 3, n_images: int = 40) -> tuple[list[float], LoopContext]:
     keras = pytest.importorskip("keras")
     from facebias.config import BackboneConfig, HeadConfig, StageConfig, TrainerConfig
     from facebias.models.assemble import build_model
@@ -80,9 +113,9 @@ def _head_stage_val_losses(tmp_path: Path, cached: bool, max_batches: int | None
     backbone = BackboneConfig(name="small_cnn", input_size=32, preprocessing="unit", widths=[4, 8])
     model = build_model(backbone, HeadConfig(name="mlp", dropout=0.5, hidden_units=[8]), (32, 32), 32)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
-    targets = rng.uniform(0.1, 0.9, 40).astype("float32")
-    weights = rng.uniform(0.5, 2.0, 40).astype("float32")
+    images = rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8)
+    targets = rng.uniform(0.1, 0.9, n_images).astype("float32")
+    weights = rng.uniform(0.5, 2.0, n_images).astype("float32")
     stage = plan_stages([StageConfig(trainable="head", lr=1e-2, max_epochs=epochs, patience=5, batch_size=8)],
                         TrainerConfig(max_train_batches=max_batches))[0]
     logged: list[float] = []
@@ -94,13 +127,14 @@ def _head_stage_val_losses(tmp_path: Path, cached: bool, max_batches: int | None
 
 
 def test_cached_head_stage_matches_the_uncached_one(tmp_path: Path) -> None:
-    uncached, plain = _head_stage_val_losses(tmp_path, cached=False)
-    cached, with_cache = _head_stage_val_losses(tmp_path, cached=True)
+    # 44 images in batches of 8: the cached stage runs each epoch's 6 steps (the last one short) in one call
+    uncached, plain = _head_stage_val_losses(tmp_path, cached=False, n_images=44)
+    cached, with_cache = _head_stage_val_losses(tmp_path, cached=True, n_images=44)
     assert "backbone recomputed every epoch because the feature cache is off" in plain.notes[0]
     assert "head trained on cached backbone features (0 hit(s), 2 miss(es))" in with_cache.notes[0]
     assert len(cached) == len(uncached) == 3
     np.testing.assert_allclose(cached, uncached, rtol=1e-5, atol=1e-7)
-    _, again = _head_stage_val_losses(tmp_path, cached=True)
+    _, again = _head_stage_val_losses(tmp_path, cached=True, n_images=44)
     assert "(2 hit(s), 0 miss(es))" in again.notes[0]
 
 
