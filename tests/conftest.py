@@ -42,6 +42,15 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
             os.environ[key] = value
 
 
+MAX_WORKERS = 6
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one pytest-xdist worker more than there are cores (at most `MAX_WORKERS`): many tests wait on a
+    server, a Slurm job or a subprocess starting, and the extra worker keeps the cores busy meanwhile."""
+    return min((os.cpu_count() or 1) + 1, MAX_WORKERS)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the tests for pytest-xdist (`--dist loadgroup`, set in pyproject.toml): every test that reads the quick

@@ -23,10 +23,6 @@ GROUP_ATTRIBUTES = "facebias_group_attributes"
 """The MLmodel metadata entry listing, for a calibrated model, the attributes its `group` keys join (in order)."""
 
 
-SIGNATURE_BATCH = 8
-"""Images the signature's prediction runs on: enough for every replica of a distribution strategy."""
-
-
 def model_uri(run_id: str) -> str:
     """The URI of run `run_id`'s model."""
     return f"runs:/{run_id}/{MODEL_ARTIFACT}"
@@ -37,9 +33,9 @@ def save_logged_model(model: Any, folder: Path, example: np.ndarray | dict[str, 
     """Save the Keras `model` (uint8 images → years) as an MLflow model in `folder` (replaced if present).
 
     The signature is inferred from `example` (uint8 images, or for a calibrated model {"image": …, "group": group
-    keys as a dtype-object array}) and the model's prediction on it (repeated to `SIGNATURE_BATCH` images: a
-    one-image batch cannot be split across the replicas of a distribution strategy); the example is stored as the
-    model's input example. A calibrated model records `group_attributes` in its metadata (`GROUP_ATTRIBUTES`).
+    keys as a dtype-object array}) and an output of the model's declared dtype and shape (predicting would trace
+    the whole network into a graph first: seconds for InceptionResNetV2); the example is stored as the model's
+    input example. A calibrated model records `group_attributes` in its metadata (`GROUP_ATTRIBUTES`).
     The requirements are pinned to this Keras (not inferred: that would load the model once more in a subprocess).
     """
     import mlflow.keras
@@ -47,9 +43,8 @@ def save_logged_model(model: Any, folder: Path, example: np.ndarray | dict[str, 
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    repeated = {k: np.repeat(v, SIGNATURE_BATCH, axis=0) for k, v in example.items()} if isinstance(example, dict) \
-        else np.repeat(example, SIGNATURE_BATCH, axis=0)
-    signature = infer_signature(example, model.predict(repeated, verbose=0)[:1])
+    (output,) = model.outputs
+    signature = infer_signature(example, np.zeros((1, *output.shape[1:]), dtype=output.dtype))
     metadata = None if group_attributes is None else {GROUP_ATTRIBUTES: list(group_attributes)}
     mlflow.keras.save_model(model, str(folder), signature=signature, input_example=example, metadata=metadata,
                             pip_requirements=mlflow.keras.get_default_pip_requirements())

@@ -209,7 +209,8 @@ def _cached_features(model: keras.Model, splits: dict[str, tuple[str, np.ndarray
     passes: list[FeaturePass] = []
 
     def compute(images: np.ndarray, split: str) -> np.ndarray:
-        passes.append(passes[0] if passes else FeaturePass(model, context.jit_compile))
+        if not passes:
+            passes.append(FeaturePass(model, context.jit_compile))
         return passes[0](images, f"{split} features")
 
     store = context.feature_cache.store
