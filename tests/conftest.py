@@ -43,6 +43,7 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 
 MAX_WORKERS = 6
+"""Every worker imports TensorFlow and starts training processes of its own: more would mostly add memory."""
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
