@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from facebias.data.pipeline import batches_per_epoch
 from facebias.io import atomic_file, cache_root, write_json
+from facebias.models.assemble import AS_FLOAT
 from facebias.progress import bar
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,10 @@ def payoff_blocker(reads: int, feature_pass: int, stored: bool) -> str | None:
 
 
 def feature_extractor(model: keras.Model) -> keras.Model:
-    """The full model up to the head's input: resize → preprocess → backbone, sharing the model's layers."""
+    """The full model up to the head's input: cast → resize → preprocess → backbone, sharing the model's layers."""
     images = keras.Input(shape=model.input_shape[1:], dtype="uint8")
-    x = model.get_layer("resize")(images)
+    x = model.get_layer(AS_FLOAT)(images)
+    x = model.get_layer("resize")(x)
     x = model.get_layer("preprocess")(x)
     return keras.Model(images, model.get_layer("backbone")(x, training=False), name="feature_extractor")
 

@@ -29,6 +29,10 @@ def test_the_serving_model_is_the_trained_model_in_years(preprocessing: str) -> 
     expected = model.predict(IMAGES, verbose=0).reshape(-1) * 100.0
     assert expected.std() > 0, "the untrained model's ages differ between images"
     np.testing.assert_allclose(served.predict(IMAGES, verbose=0).reshape(-1), expected, rtol=1e-5)
+    # called directly, in eager mode (as `run_eagerly` trains, or `mlflow.keras.load_model(…)(images)` runs): the
+    # resized images stay float there too, so the ages are the same
+    np.testing.assert_allclose(np.asarray(model(IMAGES, training=False)).reshape(-1) * 100.0, expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(served(IMAGES, training=False)).reshape(-1), expected, rtol=1e-5)
 
 
 def test_the_hook_adds_a_per_group_offset_with_the_group_as_an_input() -> None:
