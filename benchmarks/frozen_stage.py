@@ -100,18 +100,19 @@ def main() -> None:
     feature_pass_s = store.compute_s
     warm = timed_stage(dataset, args, store, cached=True)
     epochs = uncached.epochs()
+    later_epoch_s = float(np.median(epochs[1:] or epochs))
     print(f"ResNet50 (random init) at {args.image_size} px, head-only stage, {args.epochs} epochs, "
           f"{args.n_train} train / {args.n_valid} valid images")
     print(f"  uncached            {uncached.total_s:8.1f} s   epoch 1 (with tracing) {epochs[0]:.1f} s, "
-          f"later epochs median {np.median(epochs[1:] or epochs):.1f} s")
+          f"later epochs median {later_epoch_s:.1f} s")
     print(f"  cached, cold cache  {cold.total_s:8.1f} s   speed-up {uncached.total_s / cold.total_s:5.1f}x   "
           f"feature pass {feature_pass_s:.1f} s ({args.n_train + args.n_valid} images), "
           f"the rest {cold.total_s - feature_pass_s:.1f} s")
     print(f"  cached, warm cache  {warm.total_s:8.1f} s   speed-up {uncached.total_s / warm.total_s:5.1f}x")
-    steady = float(np.median(epochs[1:] or epochs)) * args.epochs
+    steady = later_epoch_s * args.epochs
     print(f"  without the uncached side's first-epoch setup ({args.epochs} x its later-epoch median = {steady:.1f} s): "
           f"cold speed-up {steady / cold.total_s:.1f}x; one uncached epoch / feature pass: "
-          f"{np.median(epochs[1:] or epochs) / feature_pass_s:.2f}")
+          f"{later_epoch_s / feature_pass_s:.2f}")
     difference = float(np.max(np.abs(np.array(cold.losses) - np.array(uncached.losses))))
     print(f"  max |val_loss cached - uncached| over the epochs: {difference:.3g} "
           f"(val_loss ~{np.mean(uncached.losses):.4f}); warm vs cold: "
