@@ -11,6 +11,8 @@
 #   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
 #   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)
 #   FACEBIAS_TEAM_SERVER_START_TIMEOUT_S  how long to wait for the server to answer (default 300)
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  MLflow's job runner (huey consumer processes for MLflow's GenAI jobs, which
+#                              facebias never submits): false unless set
 # The admin password is created at the first start and kept in <dir>/admin_password (readable by root only).
 # Running `start` again is harmless: a server already answering is left as it is.
 set -euo pipefail
@@ -80,6 +82,7 @@ INI
 )
     PGPASSWORD=$(cat "$STATE/db_password") MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \
       MLFLOW_FLASK_SERVER_SECRET_KEY=$(secret "$STATE/secret_key") \
+      MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
       setsid bash -c 'echo $$ >"$0"; exec "$@"' "$STATE/server.pid" python -m mlflow server --app-name basic-auth \
       --backend-store-uri "$store/$DB" --serve-artifacts --artifacts-destination "$STATE/artifacts" \
       --host "$HOST" --port "$PORT" --workers "$WORKERS" >>"$STATE/server.log" 2>&1 </dev/null &

@@ -84,12 +84,17 @@ def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.Comp
     )
 
 
+QUICK_GRID_LAUNCHER = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=8"]
+"""The grid's 8 jobs on two joblib workers that each run 4 of them, so that TensorFlow and MLflow are imported twice,
+not 8 times (on a CPU a job may inherit its worker's state; the grid's own `local_processes` launcher, a fresh
+process per job, runs in tests/run/test_search.py and tests/tracking/test_tracking_server.py)."""
+
+
 @pytest.fixture(scope="session")
 def quick_grid_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder in which the quick 8-experiment grid sweep has run: its store is <folder>/mlruns/mlflow.db."""
     cwd = tmp_path_factory.mktemp("quick-grid")
-    result = run_facebias(cwd, "+sweep=paper_grid_quick", *QUICK_GRID_TRAINER, *QUICK_DATA,
-                          "hydra.sweeper.max_batch_size=2")
+    result = run_facebias(cwd, "+sweep=paper_grid_quick", *QUICK_GRID_TRAINER, *QUICK_DATA, *QUICK_GRID_LAUNCHER)
     (cwd / "sweep.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         pytest.fail(f"the quick grid sweep failed ({result.returncode}):\n{result.stderr[-4000:]}")

@@ -100,9 +100,11 @@ def test_experiments_differ_only_in_group_choices() -> None:
 
 
 @pytest.mark.slow
-def test_four_parallel_jobs_on_one_sqlite_store_and_a_failing_one_stops_none(tmp_path: Path) -> None:
-    result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=1e-3,-1,2e-3,3e-3",
-                          "hydra/launcher=joblib", "hydra.launcher.n_jobs=4")
+def test_four_parallel_jobs_on_one_store_a_failing_one_stops_none_and_a_rerun_trains_only_the_missing_and_failed(
+        tmp_path: Path) -> None:
+    command = ["-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=1e-3,-1,2e-3,3e-3", "hydra/launcher=joblib",
+               "hydra.launcher.n_jobs=4"]
+    result = run_facebias(tmp_path, *command)
     assert result.returncode == 1
     assert "error: 1 job(s) of the sweep failed (the others ran): job 1" in result.stderr
     assert "schedule.stages.0.lr=-1.0 is invalid (stage 1)" in result.stderr
@@ -121,28 +123,21 @@ def test_four_parallel_jobs_on_one_sqlite_store_and_a_failing_one_stops_none(tmp
     for child in finished:
         assert len(client.get_metric_history(child.info.run_id, "epoch/loss")) == 2
 
-
-@pytest.mark.slow
-def test_rerunning_a_sweep_trains_only_the_missing_and_failed_jobs(tmp_path: Path) -> None:
-    command = ["-m", "trainer=smoke", *QUICK_DATA, "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    assert run_facebias(tmp_path, *command).returncode == 0
-    (parent,) = _parents(tmp_path)
-    first = {c.data.params["seed"]: c for c in _children(tmp_path, parent.info.run_id)}
-    client, _ = _client(tmp_path)
-    client.delete_run(first["1"].info.run_id)
-    client.set_terminated(first["2"].info.run_id, "FAILED")
-
+    # The same command again, after job 2's run was deleted and job 3's marked failed: jobs 1 (failed), 2 (missing)
+    # and 3 (failed) run again under the same parent, job 0 (finished) is skipped.
+    first = {c.data.tags["facebias.job_num"]: c.info.run_id for c in children}
+    client.delete_run(first["2"])
+    client.set_terminated(first["3"], "FAILED")
     rerun = run_facebias(tmp_path, *command)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.returncode == 1, rerun.stderr[-3000:]
     parents = _parents(tmp_path)
     assert [p.info.run_id for p in parents] == [parent.info.run_id], "the rerun must reuse the sweep's parent"
-    assert parents[0].info.status == "FINISHED"
-    assert _outcomes(tmp_path) == {0: "skipped", 1: "finished", 2: "finished"}
+    assert _outcomes(tmp_path) == {0: "skipped", 1: "failed", 2: "finished", 3: "finished"}
     after = _children(tmp_path, parent.info.run_id)
-    finished = {c.data.params["seed"]: c.info.run_id for c in after if c.info.status == "FINISHED"}
-    assert finished["0"] == first["0"].info.run_id, "job 0 had finished: it must not train again"
-    assert finished["1"] != first["1"].info.run_id and finished["2"] != first["2"].info.run_id
-    assert sorted(c.data.params["seed"] for c in after) == ["0", "1", "2", "2"]
+    finished_after = {c.data.tags["facebias.job_num"]: c.info.run_id for c in after if c.info.status == "FINISHED"}
+    assert finished_after["0"] == first["0"], "job 0 had finished: it must not train again"
+    assert finished_after["2"] != first["2"] and finished_after["3"] != first["3"]
+    assert sorted(c.data.tags["facebias.job_num"] for c in after) == ["0", "1", "1", "2", "3", "3"]
 
 
 @pytest.mark.parametrize(
