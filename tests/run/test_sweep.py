@@ -132,6 +132,7 @@ def test_four_parallel_jobs_on_one_store_a_failing_one_stops_none_and_a_rerun_tr
     assert rerun.returncode == 1, rerun.stderr[-3000:]
     parents = _parents(tmp_path)
     assert [p.info.run_id for p in parents] == [parent.info.run_id], "the rerun must reuse the sweep's parent"
+    assert parents[0].info.status == "FAILED", "job 1 failed again"
     assert _outcomes(tmp_path) == {0: "skipped", 1: "failed", 2: "finished", 3: "finished"}
     after = _children(tmp_path, parent.info.run_id)
     finished_after = {c.data.tags["facebias.job_num"]: c.info.run_id for c in after if c.info.status == "FINISHED"}
