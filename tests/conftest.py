@@ -93,8 +93,8 @@ def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.Comp
 
 
 QUICK_GRID_LAUNCHER = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=8"]
-"""The grid's 8 jobs on two joblib workers that each run 4 of them, so that TensorFlow and MLflow are imported twice,
-not 8 times (on a CPU a job may inherit its worker's state; the grid's own `local_processes` launcher, a fresh
+"""The grid's 8 jobs on joblib's reused worker processes, two at a time, so that TensorFlow and MLflow are imported
+a few times, not 8 (on a CPU a job may inherit its worker's state; the grid's own `local_processes` launcher, a fresh
 process per job, runs in tests/run/test_search.py and tests/tracking/test_tracking_server.py)."""
 
 
