@@ -12,6 +12,7 @@ import os
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -33,7 +34,8 @@ register_configs()
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers).
 
-    A single run validates its config before the run recipe (and with it TensorFlow) is even imported.
+    A single run validates its config before the run recipe (and with it TensorFlow) is even imported; a sweep job
+    imports it only if it trains (`_train`).
     """
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
@@ -44,12 +46,10 @@ def main(cfg: DictConfig) -> float | None:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from error
         config = error
-    from facebias.run.recipe import train
-
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
+    run = partial(_train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
                   base_dir=Path(hydra.utils.get_original_cwd()), choices=choices)
     if multirun:
         name = "-".join(str(choices.get(group)) for group in ("backbone", "head", "schedule", "weighting"))
@@ -63,6 +63,14 @@ def main(cfg: DictConfig) -> float | None:
     print_summary(result.metrics, config.statistics.level, result.run_id, result.output_dir, result.view_hint,
                   result.model)
     return result.metrics.get(OBJECTIVE)
+
+
+def _train(config: TrainConfig, **kwargs: Any) -> Any:
+    """`facebias.run.recipe.train`, imported (and with it TensorFlow) only when a run really trains: a sweep job
+    that is skipped (already FINISHED) or whose config is invalid is recorded without it."""
+    from facebias.run.recipe import train
+
+    return train(config, **kwargs)
 
 
 USAGE_ERROR = 2

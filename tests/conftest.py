@@ -92,6 +92,12 @@ def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.Comp
     )
 
 
+def imported_packages(importtime_stderr: str) -> set[str]:
+    """The top-level packages a `python -X importtime` process imported, read from its stderr."""
+    return {line.split("|")[-1].strip().split(".")[0] for line in importtime_stderr.splitlines()
+            if line.startswith("import time:")}
+
+
 QUICK_GRID_LAUNCHER = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=8"]
 """The grid's 8 jobs on joblib's reused worker processes, two at a time, so that TensorFlow and MLflow are imported
 a few times, not 8 (on a CPU a job may inherit its worker's state; the grid's own `local_processes` launcher, a fresh

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_DATA, run_facebias
+from conftest import QUICK_DATA, imported_packages, run_facebias
 from mlflow.tracking import MlflowClient
 
 
@@ -47,6 +47,6 @@ def test_help_and_cfg_do_not_import_tensorflow(args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "facebias.train", *args],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    imported = imported_packages(result.stderr)
     assert "hydra" in imported
     assert not imported & {"tensorflow", "keras", "mlflow"}
