@@ -11,6 +11,8 @@
 #   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
 #   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)
 #   FACEBIAS_TEAM_SERVER_START_TIMEOUT_S  how long to wait for the server to answer (default 300)
+#   FACEBIAS_TEAM_SERVER_AUTH_CACHE_S  how long a server worker trusts a login it has checked (MLflow's
+#                              auth_cache_ttl_seconds; default 60, 0 checks the password hash on every request)
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  MLflow's job runner (huey consumer processes for MLflow's GenAI jobs, which
 #                              facebias never submits): false unless set
 # The admin password is created at the first start and kept in <dir>/admin_password (readable by root only).
@@ -23,6 +25,7 @@ PORT=${FACEBIAS_TEAM_SERVER_PORT:-5000}
 DB=${FACEBIAS_TEAM_SERVER_DB:-mlflow}
 WORKERS=${FACEBIAS_TEAM_SERVER_WORKERS:-4}
 START_TIMEOUT_S=${FACEBIAS_TEAM_SERVER_START_TIMEOUT_S:-300}
+AUTH_CACHE_S=${FACEBIAS_TEAM_SERVER_AUTH_CACHE_S:-60}
 PG_VERSION=15
 URI="http://$HOST:$PORT"
 
@@ -78,6 +81,7 @@ database_uri = $store/${DB}_auth
 admin_username = admin
 admin_password = $(secret "$STATE/admin_password")
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = $AUTH_CACHE_S
 INI
 )
     PGPASSWORD=$(cat "$STATE/db_password") MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \

@@ -23,6 +23,9 @@ START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 5.0
 SERVER_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 """No job runner (huey consumers, for GenAI jobs facebias never submits): fewer processes to start per server."""
+AUTH_CACHE_S = 60
+"""MLflow's `auth_cache_ttl_seconds`, as scripts/team_server.sh sets it: a worker checks a login's password hash
+(scrypt, about 0.1 s of CPU) once a minute instead of on every request."""
 
 
 def free_port() -> int:
@@ -57,6 +60,7 @@ class MlflowServer:
                 f"database_uri = sqlite:///{self.root / 'basic_auth.db'}\n"
                 f"admin_username = admin\nadmin_password = {self.admin_password}\n"
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                f"auth_cache_ttl_seconds = {AUTH_CACHE_S}\n"
             )
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(16)

@@ -320,6 +320,11 @@ def test_basic_auth_without_a_login_or_with_a_wrong_password_fails_at_start(
         open_client(auth_server.uri, "wrong-credentials")
     assert str(no_login.value) == (f"the MLflow tracking server at {auth_server.uri} requires a login: set "
                                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.")
+    # The admin's login, checked just before, is in the server's login cache (AUTH_CACHE_S): a wrong password for
+    # the same user must still be refused.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", auth_server.admin_password)
+    assert MlflowClient(auth_server.uri).get_experiment_by_name("wrong-credentials") is None
     env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "not-the-password"}
     result = _train(tmp_path, auth_server.uri, "tracking.experiment=wrong-credentials", env=env)
     assert result.returncode == 1
