@@ -69,13 +69,13 @@ def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
 
 @pytest.mark.slow
 def test_quick_grid_recomputes_the_backbone_where_a_feature_pass_would_not_pay(quick_grid_store: Path) -> None:
-    # The grid's head stage: 1 epoch of 1 batch of 8 training images plus the 64 validation images it keeps,
-    # against one pass over the 240 training and 64 validation images (tests/training/test_feature_cache.py shows
+    # The grid's head stage: 1 epoch of 1 batch of 8 training images plus the 32 validation images it keeps,
+    # against one pass over the 240 training and 32 validation images (tests/training/test_feature_cache.py shows
     # that a stage for which the pass pays computes the features once and later runs read them back).
     trainer = compose_train([*QUICK_GRID_TRAINER, *QUICK_DATA]).trainer
     reads = trainer.max_epochs_cap * (trainer.max_train_batches * trainer.max_batch_size + trainer.max_eval_samples)
     feature_pass = 240 + trainer.max_eval_samples
-    assert (reads, feature_pass) == (72, 304)
+    assert (reads, feature_pass) == (40, 272)
     (parent,) = _parents(quick_grid_store)
     by_experiment = {c.data.tags["facebias.experiment"]: c for c in _children(quick_grid_store, parent.info.run_id)}
     for name in ("exp5_resnet50_mlp_two_stage", "exp6_irv2_mlp_two_stage", "exp7_resnet50_mlp_three_stage",
