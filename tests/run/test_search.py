@@ -19,6 +19,9 @@ OBJECTIVES = ("val/mae", "val/mean_bias")
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The search, its trials on two of joblib's reused processes (TensorFlow imported twice, not once per
+    trial; the search's own `local_processes` launcher, a fresh process per job, runs in
+    tests/tracking/test_tracking_server.py)."""
     cwd = tmp_path_factory.mktemp("search")
     result = run_facebias(
         cwd,
@@ -27,6 +30,8 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> Path:
         *QUICK_DATA,
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.n_jobs=2",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
         "hydra.sweeper.sampler.population_size=2",
         "statistics.bootstrap_resamples=50",
         "statistics.permutations=50",
