@@ -87,10 +87,12 @@ jobs: 16 instead of 64 took its three-stage job from 42 s to 34 s of CPU, measur
 sweep, its records and its report (training, curves and resuming are tested on runs of their own)."""
 
 
-def run_facebias(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run `python -m facebias.train ARGS` in `cwd`, as a user would, and return the finished process."""
+def run_facebias(cwd: Path, *args: str, timeout: float = 900, python_options: tuple[str, ...] = ()
+                 ) -> subprocess.CompletedProcess:
+    """Run `python [PYTHON_OPTIONS] -m facebias.train ARGS` in `cwd`, as a user would, and return the finished
+    process (`python_options=("-X", "importtime")` lists its imports on stderr: see `imported_packages`)."""
     return subprocess.run(
-        [sys.executable, "-m", "facebias.train", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, *python_options, "-m", "facebias.train", *args], cwd=cwd, capture_output=True, text=True,
         env=os.environ.copy(), timeout=timeout,
     )
 

@@ -4,8 +4,6 @@ a failing job that does not stop the others, and resuming a sweep that trains on
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("exp*.yaml"))
+IMPORTTIME = ("-X", "importtime")
 
 
 def _client(cwd: Path) -> tuple[MlflowClient, str]:
@@ -205,7 +204,7 @@ def test_a_killed_sweep_is_completed_by_its_own_command(tmp_path: Path) -> None:
     killed = [c for c in _children(tmp_path, parent.info.run_id) if c.info.status == "KILLED"]
     assert [c.data.tags["facebias.seed"] for c in killed] == ["1"]
     assert "found by the rerun of its sweep" in killed[0].data.tags["facebias.killed_reason"]
-    result = _importtime_facebias(tmp_path, *TWO_JOBS)
+    result = run_facebias(tmp_path, *TWO_JOBS, python_options=IMPORTTIME)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _outcomes(tmp_path) == {0: "skipped", 1: "skipped"}, "the last rerun trains nothing"
     assert not imported_packages(result.stderr) & {"tensorflow", "keras"}, "skipped jobs need no TensorFlow"
@@ -217,14 +216,9 @@ def test_a_killed_sweep_is_completed_by_its_own_command(tmp_path: Path) -> None:
     assert any(a.path == "report/results.md" for a in client.list_artifacts(parent.info.run_id, "report"))
 
 
-def _importtime_facebias(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -X importtime -m facebias.train ARGS` in `cwd` (its imports are listed on stderr)."""
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "facebias.train", *args], cwd=cwd,
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-
-
 def test_a_sweep_job_with_an_invalid_config_fails_without_loading_tensorflow(tmp_path: Path) -> None:
-    result = _importtime_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=-1")
+    result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=-1",
+                          python_options=IMPORTTIME)
     assert result.returncode == 1
     assert (f"error: 1 job(s) of the sweep failed (the others ran): job 0 (trainer=smoke {' '.join(QUICK_DATA)} "
             "schedule.stages.0.lr=-1): facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)"
