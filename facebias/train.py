@@ -1,8 +1,8 @@
 """Entry point: `python -m facebias.train [group=option ...]` — compose, validate, hand over to the run recipe.
 
-Hydra composes conf/train.yaml; the config is validated before anything heavy loads, then facebias.run.recipe
-trains it (facebias.run.sweep wraps each job of a multirun). This is the one place where heavy imports wait, so
-that `--help` and `--cfg job` import neither TensorFlow nor MLflow.
+Hydra composes conf/train.yaml; the config is validated before anything heavy loads, then facebias.run.start
+trains it (facebias.run.sweep wraps each job of a multirun), importing TensorFlow only once the run can start.
+`--help` and `--cfg job` import neither TensorFlow nor MLflow.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -24,6 +23,7 @@ from facebias.config import TrainConfig, register_configs, to_train_config
 from facebias.errors import FacebiasError
 from facebias.overrides import explain
 from facebias.run.identity import run_tags
+from facebias.run.start import train
 from facebias.run.summary import print_summary
 from facebias.run.sweep import OBJECTIVE, run_sweep_job
 
@@ -34,8 +34,9 @@ register_configs()
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers).
 
-    A single run validates its config before the run recipe (and with it TensorFlow) is even imported; a sweep job
-    imports it only if it trains (`_train`).
+    The config is validated, the tracking store reached and the run to resume found before TensorFlow is imported
+    (facebias.run.start); a sweep job that is skipped (already FINISHED) or whose config is invalid never imports
+    it.
     """
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
@@ -49,7 +50,7 @@ def main(cfg: DictConfig) -> float | None:
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run = partial(_train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
+    run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
                   base_dir=Path(hydra.utils.get_original_cwd()), choices=choices)
     if multirun:
         name = "-".join(str(choices.get(group)) for group in ("backbone", "head", "schedule", "weighting"))
@@ -63,14 +64,6 @@ def main(cfg: DictConfig) -> float | None:
     print_summary(result.metrics, config.statistics.level, result.run_id, result.output_dir, result.view_hint,
                   result.model)
     return result.metrics.get(OBJECTIVE)
-
-
-def _train(config: TrainConfig, **kwargs: Any) -> Any:
-    """`facebias.run.recipe.train`, imported (and with it TensorFlow) only when a run really trains: a sweep job
-    that is skipped (already FINISHED) or whose config is invalid is recorded without it."""
-    from facebias.run.recipe import train
-
-    return train(config, **kwargs)
 
 
 USAGE_ERROR = 2

@@ -97,10 +97,20 @@ def run_facebias(cwd: Path, *args: str, timeout: float = 900, python_options: tu
     )
 
 
+IMPORTTIME = ("-X", "importtime")
+"""Python options that make a process list every module it imports on stderr (see `imported_packages`)."""
+TENSORFLOW = {"tensorflow", "keras"}
+
+
 def imported_packages(importtime_stderr: str) -> set[str]:
     """The top-level packages a `python -X importtime` process imported, read from its stderr."""
     return {line.split("|")[-1].strip().split(".")[0] for line in importtime_stderr.splitlines()
             if line.startswith("import time:")}
+
+
+def last_message(stderr: str) -> str:
+    """The last line a process wrote to stderr, not counting `python -X importtime`'s lines."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("import time:")][-1]
 
 
 QUICK_GRID_LAUNCHER = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=8"]

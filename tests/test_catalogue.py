@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from facebias.config import to_train_config
 from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
 from facebias.overrides import explain
-from facebias.run.recipe import train
+from facebias.run.start import train
 
 ACCEPTED_TRACKING = ("accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
                      "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/"

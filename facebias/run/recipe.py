@@ -1,14 +1,14 @@
 """The recipe of one run: data → model → stages → evaluate → record, in one MLflow run (or a local recorder).
 
-`train` is what `python -m facebias.train` (and every job of a sweep) runs once Hydra has composed and validated
-the config. It resumes a killed run when `resume` says so (facebias.run.resume).
+`run_locked` is what facebias.run.start hands a run over to once what can fail fast has not (the tracking store is
+reached, the run to resume found, the output folder locked). Importing this module loads TensorFlow.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,20 +20,9 @@ from facebias.data.dataset import Dataset
 from facebias.data.sources import load_dataset
 from facebias.io import write_text
 from facebias.progress import set_verbosity
-from facebias.run.identity import (
-    DATASET_DIGEST_TAG,
-    FEATURE_CACHE_TAG,
-    FINGERPRINT_TAG,
-    OUTPUT_DIR_TAG,
-    PROCESS_TAG,
-    REPLICAS_TAG,
-    config_fingerprint,
-    run_name,
-    run_tags,
-)
-from facebias.run.liveness import lock_run
+from facebias.run.identity import DATASET_DIGEST_TAG, FEATURE_CACHE_TAG, REPLICAS_TAG, run_name
 from facebias.run.mitigation import training_inputs, write_mitigation_artifacts
-from facebias.run.resume import ResumeTarget, find_resume_target, restore_history, unlogged
+from facebias.run.resume import ResumeTarget, restore_history, unlogged
 from facebias.runtime import (
     build_run_model,
     configure_devices,
@@ -67,37 +56,11 @@ class RunResult:
     model: str = ""
 
 
-def train(
-    config: TrainConfig,
-    *,
-    resolved: dict[str, Any],
-    output_dir: Path,
-    base_dir: Path,
-    choices: Mapping[str, str | None],
-    parent_run_id: str | None = None,
-    extra_tags: Mapping[str, str] | None = None,
-    on_run_open: Callable[[str], None] | None = None,
-) -> RunResult:
-    """Train and evaluate one composed run, recording everything in one MLflow run.
-
-    In a sweep, the run is a child of `parent_run_id` and carries `extra_tags` (job number, fingerprint).
-    """
-    fingerprint = config_fingerprint(resolved)
-    target = find_resume_target(config, fingerprint, base_dir)
-    if target is not None:
-        output_dir = target.output_dir
-        print(f"resuming run {target.run_id} from its checkpoint in {output_dir} (stage "
-              f"{target.checkpoint.stage}, {target.checkpoint.epoch} epoch(s) done in it)")
-    with target.lock if target is not None else lock_run(output_dir) as lock:
-        tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
-                PROCESS_TAG: lock.holder.describe(), **(extra_tags or {})}
-        return _run(config, resolved, output_dir, base_dir, tags, parent_run_id, on_run_open, target)
-
-
-def _run(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_dir: Path, tags: dict[str, str],
-         parent_run_id: str | None, on_run_open: Callable[[str], None] | None,
-         target: ResumeTarget | None) -> RunResult:
-    """`train`, once the run's output folder is locked for this process."""
+def run_locked(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_dir: Path,
+               tags: dict[str, str], parent_run_id: str | None, on_run_open: Callable[[str], None] | None,
+               target: ResumeTarget | None) -> RunResult:
+    """Train, evaluate and record the run, once facebias.run.start has reached the tracking store, found the run to
+    resume (`target`) and locked the run's output folder for this process; `tags` are the run's tags."""
     params = flatten_params({key: value for key, value in resolved.items() if key != "resume"})
     with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
                      on_run_open, None if target is None else target.run_id) as recorder:

@@ -16,9 +16,8 @@ from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
 from facebias.run.liveness import Holder, RunLock, RunStillRunningError, claim_dead_run, still_running
 from facebias.tracking.queries import logged_history, logged_metric_keys, run_state, unfinished_runs
 from facebias.tracking.recorder import Recorder
-from facebias.training.callbacks import CURVE_KEYS
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
-from facebias.training.history import CurveHistory
+from facebias.training.history import CURVE_KEYS, CurveHistory
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,12 @@ import keras
 
 from facebias.errors import NonFiniteLossError
 from facebias.training.checkpoint import EarlyStoppingState
+from facebias.training.history import CURVE_KEYS
 from facebias.training.schedule import StagePlan
 
 MetricSink = Callable[[dict[str, float], int], None]
 EpochRecords = list[tuple[dict[str, float], int]]
 """One epoch's curve values: (metrics, step) pairs for the sink."""
-CURVE_KEYS: dict[str, str] = {
-    "loss": "loss",
-    "val_loss": "val_loss",
-    "mse": "train_mse",
-    "mae": "mae",
-    "val_mae": "val_mae",
-}
-"""Keras log key → curve name. `loss` is the training objective (the group-weighted MSE when weighting is on);
-`train_mse` is the unweighted training MSE, on the same scale as `val_loss` (validation has no weights);
-`mae`/`val_mae` are unweighted MAEs in years. Training values are running means over the epoch's batches."""
 
 
 class StageCurveLogger(keras.callbacks.Callback):

@@ -6,6 +6,17 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
+CURVE_KEYS: dict[str, str] = {
+    "loss": "loss",
+    "val_loss": "val_loss",
+    "mse": "train_mse",
+    "mae": "mae",
+    "val_mae": "val_mae",
+}
+"""Keras log key → curve name. `loss` is the training objective (the group-weighted MSE when weighting is on);
+`train_mse` is the unweighted training MSE, on the same scale as `val_loss` (validation has no weights);
+`mae`/`val_mae` are unweighted MAEs in years. Training values are running means over the epoch's batches."""
+
 
 class CurveHistory:
     """Collects `epoch/…` metrics by global epoch while passing every metric on to `forward`."""

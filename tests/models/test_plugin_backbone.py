@@ -56,7 +56,7 @@ def _compose(conf: Path, overrides: list[str]) -> DictConfig:
 def test_a_registered_backbone_with_its_yaml_trains_in_quick_mode(
     plugin_conf: Path, tiny_backbone: BackboneOption, tmp_path: Path
 ) -> None:
-    from facebias.run.recipe import train
+    from facebias.run.start import train
 
     cfg = _compose(plugin_conf, [f"backbone={NAME}", "head=linear", "schedule=two_stage", *QUICK])
     config = to_train_config(cfg)

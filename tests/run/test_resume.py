@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import kill_at, store_runs
+from conftest import IMPORTTIME, TENSORFLOW, imported_packages, kill_at, last_message, store_runs
 
 from facebias.training.checkpoint import (
     Checkpoint,
@@ -179,11 +179,12 @@ def test_a_run_killed_before_its_first_checkpoint_is_marked_killed(tmp_path: Pat
 
 @pytest.mark.slow
 def test_resume_of_an_unknown_run_is_one_sentence(tmp_path: Path) -> None:
-    result = subprocess.run([*COMMAND, "resume=0123456789abcdef0123456789abcdef"], cwd=tmp_path,
-                            capture_output=True, text=True, env=_env(), timeout=300)
+    command = [COMMAND[0], *IMPORTTIME, *COMMAND[1:], "resume=0123456789abcdef0123456789abcdef"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
+    assert last_message(result.stderr).startswith(
         "error: resume=0123456789abcdef0123456789abcdef: the MLflow experiment 'facebias' has no such run")
+    assert not imported_packages(result.stderr) & TENSORFLOW, "the error needs no TensorFlow"
 
 
 @pytest.mark.slow

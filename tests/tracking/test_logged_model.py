@@ -37,7 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
     It evaluates as a graph (`trainer.run_eagerly=false`), as the loaded model predicts: on this barely trained
     model, eager and graph predictions differ by up to 1e-3 relative, which would hide what the test compares."""
-    from facebias.run.recipe import train
+    from facebias.run.start import train
 
     tmp = tmp_path_factory.mktemp("logged-model")
     uri = f"sqlite:///{tmp / 'store.db'}"

@@ -70,7 +70,7 @@ def test_the_parents_description_is_its_results_table(quick_grid_store: Path) ->
 
 def test_a_report_then_a_run_in_one_process_records_where_the_runs_config_says(quick_grid_store: Path,
                                                                                  tmp_path: Path) -> None:
-    from facebias.run.recipe import train
+    from facebias.run.start import train
 
     before = mlflow.get_tracking_uri()
     grid_store = f"sqlite:///{quick_grid_store / 'mlruns' / 'mlflow.db'}"

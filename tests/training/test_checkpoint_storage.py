@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 import facebias.training.checkpoint as checkpoint_module
 from facebias.config import to_train_config
 from facebias.errors import StorageError
-from facebias.run.recipe import train
+from facebias.run.start import train
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 
 
