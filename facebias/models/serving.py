@@ -13,6 +13,7 @@ steps after the age output, e.g. a post-hoc per-group offset. It must build its 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 
 import keras
@@ -53,14 +54,24 @@ def _swap(layer: keras.layers.Layer) -> keras.layers.Layer:
     return layer
 
 
+def _inference_call(layer: keras.layers.Layer, *args, **kwargs) -> keras.KerasTensor:
+    """Call `layer` in the served graph in inference mode unless told otherwise: Keras runs a nested model's batch
+    normalisation with batch statistics when the outer model is called directly without `training` (seen with Keras
+    3.15), so `model(images)` would not give `model.predict(images)`'s ages. A caller's explicit `training=True`
+    still wins."""
+    if "training" in inspect.signature(layer.call).parameters:
+        kwargs.setdefault("training", False)
+    return layer(*args, **kwargs)
+
+
 def serving_model(model: keras.Model, calibrate: Calibrate | None = None,
                   extra_inputs: Mapping[str, keras.KerasTensor] | None = None) -> keras.Model:
     """`model` (uint8 images → age / 100) as uint8 images → apparent age in years, loadable without facebias.
 
-    The layers are `model`'s own (shared weights), but for `Preprocess`; `calibrate` and `extra_inputs` are the
-    post-processing hook described in the module docstring.
+    The layers are `model`'s own (shared weights), but for `Preprocess`, each called in inference mode
+    (`_inference_call`); `calibrate` and `extra_inputs` are the post-processing hook described in the module docstring.
     """
-    inner = keras.models.clone_model(_uncompiled(model), clone_function=_swap)
+    inner = keras.models.clone_model(_uncompiled(model), clone_function=_swap, call_function=_inference_call)
     images = inner.inputs[0]
     years = keras.layers.Rescaling(AGE_NORMALISATION, name="years", dtype="float32")(inner.outputs[0])
     if calibrate is not None:

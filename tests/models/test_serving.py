@@ -16,9 +16,16 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (6, 40, 40, 3)).astype("uint8
 
 
 def _model(preprocessing: str) -> keras.Model:
+    """An untrained model whose batch normalisation's moving statistics are far from any batch's: batch norm in
+    training mode (batch statistics) would then give other ages than in inference mode."""
     keras.utils.set_random_seed(1)
     backbone = BackboneConfig(name="small_cnn", input_size=32, preprocessing=preprocessing, widths=[4, 8])
-    return build_model(backbone, HeadConfig(name="mlp", hidden_units=[8]), (40, 40), 32)
+    model = build_model(backbone, HeadConfig(name="mlp", hidden_units=[8]), (40, 40), 32)
+    for layer in model.get_layer("backbone").layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.full(layer.moving_mean.shape, -0.2, "float32"))
+            layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.5, "float32"))
+    return model
 
 
 @pytest.mark.parametrize("preprocessing", ["unit", "vggface2", "inception"])
@@ -33,6 +40,11 @@ def test_the_serving_model_is_the_trained_model_in_years(preprocessing: str) -> 
     # resized images stay float there too, so the ages are the same
     np.testing.assert_allclose(np.asarray(model(IMAGES, training=False)).reshape(-1) * 100.0, expected, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(served(IMAGES, training=False)).reshape(-1), expected, rtol=1e-5)
+    # without `training`, the served model is in inference mode too (the trained model itself is not: Keras runs its
+    # nested backbone's batch norm on batch statistics); an explicit training=True still uses batch statistics
+    np.testing.assert_allclose(np.asarray(served(IMAGES)).reshape(-1), expected, rtol=1e-5)
+    in_training = np.asarray(served(IMAGES, training=True)).reshape(-1)
+    assert np.abs(in_training - expected).max() > 1.0, "batch statistics give other ages on this model"
 
 
 def test_the_hook_adds_a_per_group_offset_with_the_group_as_an_input() -> None:

@@ -74,6 +74,8 @@ def test_the_model_loads_with_keras_and_predicts_what_the_run_predicted(trained)
     model = mlflow.keras.load_model(local)
     predicted = model.predict(test.images[:TEST_IMAGES], verbose=0).reshape(-1)
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-4)
+    called = np.asarray(model(test.images[:TEST_IMAGES])).reshape(-1)  # a direct call: inference mode as well
+    np.testing.assert_allclose(called, expected, rtol=1e-5, atol=1e-4)
     logged = Model.load(local)
     assert set(logged.flavors) == {"keras", "python_function"}
     (images,), (years,) = logged.signature.inputs.inputs, logged.signature.outputs.inputs
