@@ -6,8 +6,9 @@ starts `mlflow server` on 127.0.0.1 over that store, the way users do, and in a 
 shows MLflow 3's GenAI overview), switches to "Model training" (the runs table), expands the parent run
 `paper_grid_quick` (its 8 child runs are listed under it), adds the five test-metric columns from the "Columns"
 menu and reads each child's values, which must equal the store's; then it opens the parent run, whose description
-must show the results table. The screenshots of those two views are saved under docs/images/ (the README shows
-them). On failure a screenshot, the page HTML and the server log are kept in `test-artifacts/` at the repository
+must show the results table. The screenshots of those two views go to the test's temporary folder, or, with
+FACEBIAS_UPDATE_SCREENSHOTS=1, to docs/images/ (the README shows them), so that a test run leaves the committed
+ones alone. On failure a screenshot, the page HTML and the server log are kept in `test-artifacts/` at the repository
 root.
 """
 
@@ -36,8 +37,8 @@ from mlflow_server import SERVER_ENVIRONMENT
 from playwright.sync_api import Page, sync_playwright
 
 ARTIFACT_DIR = REPO_ROOT / "test-artifacts"
-SCREENSHOTS = REPO_ROOT / "docs" / "images"
-"""Where the walk-through's screenshots go (committed; the README shows them)."""
+README_SCREENSHOTS = REPO_ROOT / "docs" / "images"
+"""Where the walk-through's screenshots go with FACEBIAS_UPDATE_SCREENSHOTS=1 (committed; the README shows them)."""
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -273,11 +274,13 @@ def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
                                  parent.info.run_id, set(expected))
                 problems = _table_problems(page.evaluate(READ_RUNS_TABLE_JS), parent, expected)
                 assert not problems, "\n".join(problems)
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=SCREENSHOTS / "mlflow-sweep-runs.png")
+                screenshots = (README_SCREENSHOTS if os.environ.get("FACEBIAS_UPDATE_SCREENSHOTS") == "1"
+                               else tmp_path / "screenshots")
+                screenshots.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=screenshots / "mlflow-sweep-runs.png")
                 _open_parent(page, f"{mlflow_server.url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}",
                              expected)
-                page.screenshot(path=SCREENSHOTS / "mlflow-sweep-parent.png")
+                page.screenshot(path=screenshots / "mlflow-sweep-parent.png")
             except BaseException:
                 saved = _save_evidence(page, mlflow_server, "test_mlflow_ui")
                 print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
