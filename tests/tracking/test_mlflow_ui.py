@@ -209,6 +209,10 @@ def _save_evidence(page: Page, server: MlflowServer, name: str) -> list[Path]:
 def _open_runs_table(page: Page, url: str, parent_id: str, child_ids: set[str]) -> None:
     """What a user does: open the experiment, which a fresh browser shows in MLflow 3's GenAI mode; switch to
     "Model training" (its runs table); expand the sweep's parent run; add the test-metric columns."""
+    # MLflow 3's one-time tips (e.g. "Detect Issues in Your Traces" on the GenAI overview) appear once their data has
+    # loaded, so at no fixed step, and cover the page until dismissed: whenever one shows, do what a user does.
+    page.add_locator_handler(page.locator('[data-component-type="popover"]').get_by_role("button", name="Got it"),
+                             lambda tip: tip.click())
     page.goto(url)
     page.get_by_role("button", name="Model training", exact=True).click()
     parent_link = page.get_by_role("link", name=PARENT_NAME, exact=True)
