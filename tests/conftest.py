@@ -100,6 +100,7 @@ def run_facebias(cwd: Path, *args: str, timeout: float = 900, python_options: tu
 IMPORTTIME = ("-X", "importtime")
 """Python options that make a process list every module it imports on stderr (see `imported_packages`)."""
 TENSORFLOW = {"tensorflow", "keras"}
+"""The packages whose import `imported_packages` shows when a process loaded TensorFlow."""
 
 
 def imported_packages(importtime_stderr: str) -> set[str]:
