@@ -25,6 +25,7 @@ from facebias.errors import ConfigError, FacebiasError
 from facebias.io import write_text
 from facebias.metrics import BIAS_ATTRIBUTES, bias_scores, mean_absolute_error
 from facebias.overrides import explain
+from facebias.startup import keras_without_sklearn
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 USAGE_ERROR = 2
@@ -43,10 +44,11 @@ def default_output(images: Path) -> Path:
 
 def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     """Predict, write the CSV; returns its path and, with attributes, the MAE and bias scores."""
-    from facebias.models.calibration import GROUP_INPUT
-    from facebias.runtime import predict_years
-    from facebias.tracking.models import load_keras_model
-    from facebias.tracking.store import resolve_tracking_uri
+    with keras_without_sklearn():
+        from facebias.models.calibration import GROUP_INPUT
+        from facebias.runtime import predict_years
+        from facebias.tracking.models import load_keras_model
+        from facebias.tracking.store import resolve_tracking_uri
 
     for key in ("model", "images"):
         if not cfg.get(key):

@@ -16,6 +16,7 @@ from facebias.config import TrainConfig
 from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG, PROCESS_TAG, config_fingerprint, run_tags
 from facebias.run.liveness import lock_run
 from facebias.run.resume import find_resume_target
+from facebias.startup import keras_without_sklearn
 from facebias.tracking.store import connect
 
 if TYPE_CHECKING:
@@ -48,6 +49,6 @@ def train(
     with target.lock if target is not None else lock_run(output_dir) as lock:
         tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
                 PROCESS_TAG: lock.holder.describe(), **(extra_tags or {})}
-        from facebias.run.recipe import run_locked
-
+        with keras_without_sklearn():
+            from facebias.run.recipe import run_locked
         return run_locked(config, resolved, output_dir, base_dir, tags, parent_run_id, on_run_open, target)

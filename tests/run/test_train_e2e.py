@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import store_runs
+from conftest import IMPORTTIME, imported_packages, run_facebias, store_runs
 
 SMALL_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
 
@@ -28,7 +28,17 @@ def _train(cwd: Path, *overrides: str, check: bool = True) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def three_stage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     cwd = tmp_path_factory.mktemp("e2e")
-    return cwd, _train(cwd, "schedule=three_stage", "head=linear")
+    result = run_facebias(cwd, "trainer=smoke", *SMALL_DATA, "schedule=three_stage", "head=linear",
+                          python_options=IMPORTTIME)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, result
+
+
+def test_a_run_imports_keras_without_scikit_learn(three_stage_run) -> None:
+    _, result = three_stage_run
+    assert {"tensorflow", "keras"} <= imported_packages(result.stderr)
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert not {module for module in modules if module.startswith("sklearn.")}, "Keras loaded scikit-learn"
 
 
 def test_run_records_params_tags_and_status(three_stage_run) -> None:
