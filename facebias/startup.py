@@ -1,8 +1,8 @@
 """A facebias process's start-up: importing Keras without the scikit-learn it would load for nothing.
 
 Keras imports scikit-learn while it is itself imported, when scikit-learn is installed (MLflow installs it), only
-for its scikit-learn wrappers (`keras.wrappers.SKLearnRegressor` and the like), which facebias never uses: about
-0.8 s of the ~4.5 s a training process spends importing on a 2-core machine (`python -X importtime`). The entry
+for its scikit-learn wrappers (`keras.wrappers.SKLearnRegressor` and the like), which facebias never uses: importing
+a run's recipe took 0.86x the CPU without it (3.4 s instead of 3.9 s, median of 8 pairs on a 2-core machine). The entry
 points that load TensorFlow (a run's recipe, `facebias.predict`) import it inside `keras_without_sklearn()`.
 """
 
