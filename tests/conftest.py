@@ -103,10 +103,20 @@ TENSORFLOW = {"tensorflow", "keras"}
 """The packages whose import `imported_packages` shows when a process loaded TensorFlow."""
 
 
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """The modules a `python -X importtime` process imported, read from its stderr (an import that failed, such as
+    one `facebias.startup` blocks, is listed too, but none of its submodules)."""
+    return {line.split("|")[-1].strip() for line in importtime_stderr.splitlines() if line.startswith("import time:")}
+
+
 def imported_packages(importtime_stderr: str) -> set[str]:
     """The top-level packages a `python -X importtime` process imported, read from its stderr."""
-    return {line.split("|")[-1].strip().split(".")[0] for line in importtime_stderr.splitlines()
-            if line.startswith("import time:")}
+    return {module.split(".")[0] for module in imported_modules(importtime_stderr)}
+
+
+def loaded_sklearn(importtime_stderr: str) -> bool:
+    """Whether a `python -X importtime` process loaded scikit-learn (a submodule of it was imported)."""
+    return any(module.startswith("sklearn.") for module in imported_modules(importtime_stderr))
 
 
 def last_message(stderr: str) -> str:

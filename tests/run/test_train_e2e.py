@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IMPORTTIME, imported_packages, run_facebias, store_runs
+from conftest import IMPORTTIME, imported_packages, loaded_sklearn, run_facebias, store_runs
 
 SMALL_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
 
@@ -37,8 +37,7 @@ def three_stage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sub
 def test_a_run_imports_keras_without_scikit_learn(three_stage_run) -> None:
     _, result = three_stage_run
     assert {"tensorflow", "keras"} <= imported_packages(result.stderr)
-    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert not {module for module in modules if module.startswith("sklearn.")}, "Keras loaded scikit-learn"
+    assert not loaded_sklearn(result.stderr)
 
 
 def test_run_records_params_tags_and_status(three_stage_run) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import QUICK_DATA, REPO_ROOT, compose_train
+from conftest import IMPORTTIME, QUICK_DATA, REPO_ROOT, compose_train, imported_packages, loaded_sklearn
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
@@ -108,10 +108,11 @@ def test_predict_writes_ages_and_the_scores_the_run_logged(trained) -> None:
     labels = test.attributes.iloc[:TEST_IMAGES][list(ATTRIBUTE_COLUMNS)].reset_index(drop=True)
     labels.insert(0, "apparent_age", test.ages[:TEST_IMAGES])
     labels.to_csv(folder / "faces.csv", index=False)
-    done = subprocess.run([sys.executable, "-m", "facebias.predict", f"model={result.model}",
+    done = subprocess.run([sys.executable, *IMPORTTIME, "-m", "facebias.predict", f"model={result.model}",
                            f"images={folder / 'faces.npy'}", f"tracking.uri={uri}"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "keras" in imported_packages(done.stderr) and not loaded_sklearn(done.stderr)
     table = pd.read_csv(folder / "faces.predictions.csv")
     logged = _run_predictions(MlflowClient(uri), result.run_id, tmp)
     np.testing.assert_allclose(table["predicted_age"], logged["predicted_age"], rtol=1e-5, atol=1e-4)
