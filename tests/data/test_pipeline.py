@@ -165,7 +165,9 @@ def test_predict_ages_reads_a_memory_mapped_split(tmp_path: Path) -> None:
     images = _textured_images()
     np.save(tmp_path / "images.npy", images)
     inputs = keras.Input((SIZE, SIZE, 3), dtype="uint8")
-    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(keras.ops.cast(inputs, "float32")))
+    scaled = keras.ops.cast(inputs, "float32") / 255.0  # raw pixel values saturate the sigmoid to 0 or 1e-36
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(scaled))
     model = keras.Model(inputs, outputs)
     predicted = predict_ages(model, np.load(tmp_path / "images.npy", mmap_mode="r"), batch_size=BATCH)
+    assert predicted.std() > 1.0, "ages that vary, so that a mixed-up image order would show"
     np.testing.assert_allclose(predicted, 100 * model(images).numpy().reshape(-1), rtol=1e-5)
