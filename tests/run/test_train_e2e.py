@@ -15,11 +15,9 @@ from conftest import IMPORTTIME, imported_packages, loaded_sklearn, run_facebias
 SMALL_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
 
 
-def _train(cwd: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "facebias.train", "trainer=smoke", *SMALL_DATA, *overrides],
-        cwd=cwd, capture_output=True, text=True, env=os.environ.copy(), timeout=600,
-    )
+def _train(cwd: Path, *overrides: str, check: bool = True, python_options: tuple[str, ...] = ()
+           ) -> subprocess.CompletedProcess:
+    result = run_facebias(cwd, "trainer=smoke", *SMALL_DATA, *overrides, timeout=600, python_options=python_options)
     if check and result.returncode != 0:
         pytest.fail(f"training failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -28,10 +26,7 @@ def _train(cwd: Path, *overrides: str, check: bool = True) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def three_stage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     cwd = tmp_path_factory.mktemp("e2e")
-    result = run_facebias(cwd, "trainer=smoke", *SMALL_DATA, "schedule=three_stage", "head=linear",
-                          python_options=IMPORTTIME)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd, result
+    return cwd, _train(cwd, "schedule=three_stage", "head=linear", python_options=IMPORTTIME)
 
 
 def test_a_run_imports_keras_without_scikit_learn(three_stage_run) -> None:
