@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from facebias.calibration import GroupOffsets, apply_group_offsets, fit_group_offsets
+from facebias.calibration import GroupOffsets, apply_group_offsets, cross_fitted, fit_group_offsets
 from facebias.config import BackboneConfig, CalibrationConfig, StatisticsConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
 from facebias.data.groups import group_keys
@@ -93,8 +93,9 @@ def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = Non
     """Evaluate the validation and test splits (the first `limit` samples of each in quick mode), with the
     uncertainty of every score when `statistics` is given, predicting as `trainer` says (`set_execution`).
 
-    With calibration=group_offset, offsets are fitted on the validation predictions: `val_raw` is the validation
-    split before, `val` and `test` after the correction; the offsets are returned with the evaluations.
+    With calibration=group_offset, `val_raw` is the validation split before the correction, `val` after a
+    cross-fitted one (each fold corrected by offsets fitted on the others), `test` after the offsets fitted on the
+    whole validation split, which are returned with the evaluations.
     A split without labels (the starting kit's test split) is not evaluated: a warning says so.
     """
     if trainer is not None:
@@ -111,9 +112,13 @@ def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = Non
     evaluations, offsets = [], None
     if calibration is not None and calibration.name == "group_offset" and "val" in predictions:
         evaluations.append(evaluate_split("val_raw", *predictions["val"], statistics))
-        offsets = fit_group_offsets(*predictions["val"], calibration.attributes)
+        settings = calibration.attributes, calibration.shrinkage, calibration.min_count
+        offsets = fit_group_offsets(*predictions["val"], *settings)
+        ages, predicted, attributes = predictions["val"]
+        predictions["val"] = ages, cross_fitted(ages, predicted, attributes, calibration.attributes,
+                                                calibration.folds, calibration.seed, *settings[1:]), attributes
     for prefix, (ages, predicted, attributes) in predictions.items():
-        if offsets is not None:
+        if offsets is not None and prefix != "val":
             predicted = apply_group_offsets(predicted, attributes, offsets)
         evaluations.append(evaluate_split(prefix, ages, predicted, attributes, statistics))
     return evaluations, offsets

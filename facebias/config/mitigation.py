@@ -32,11 +32,17 @@ class SamplingConfig:
 
 @dataclass
 class CalibrationConfig:
-    """Post-hoc correction of predictions: `none`, or `group_offset` (each group of `attributes` minus its mean
-    validation residual). Age group is not allowed: at prediction time the true age is unknown."""
+    """Post-hoc correction of predictions: `none`, or `group_offset` (each group of `attributes` minus its
+    validation mean residual, shrunk toward 0 when `shrinkage`, 0 for a group of fewer than `min_count` validation
+    images; validation scores cross-fitted over `folds` folds drawn with `seed`). Age group is not allowed: at
+    prediction time the true age is unknown."""
 
     name: str = "none"
     attributes: list[str] = field(default_factory=lambda: ["gender", "ethnicity", "expression"])
+    folds: int = 5
+    shrinkage: bool = True
+    min_count: int = 5
+    seed: int = 0
 
 
 def check(condition: bool, message: str) -> None:
@@ -73,3 +79,8 @@ def validate_groupings(
     CALIBRATIONS.get(calibration.name)
     observable = tuple(column for column in GROUPING_COLUMNS if column != "age_group")
     _check_attributes("calibration.attributes", calibration.attributes, observable)
+    check(calibration.folds >= 2, f"calibration.folds={calibration.folds} is invalid: use a whole number >= 2 "
+          "(e.g. 5).")
+    check(calibration.min_count >= 1, f"calibration.min_count={calibration.min_count} is invalid: use a whole "
+          "number >= 1 (e.g. 5).")
+    check(calibration.seed >= 0, f"calibration.seed={calibration.seed} is invalid: use a whole number >= 0.")
