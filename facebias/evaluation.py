@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 
 from facebias.config import StatisticsConfig
-from facebias.metrics import BIAS_ATTRIBUTES, NullResult, bias_intervals, bias_scores, group_mae_table, permutation_null
+from facebias.metrics import (
+    BIAS_ATTRIBUTES,
+    DebiasedScore,
+    NullResult,
+    bias_scores,
+    group_mae_table,
+    permutation_null,
+    score_uncertainty,
+)
 
 MEAN_BIAS = "mean_bias"
 """The mean of a split's four bias scores (years): one number for how unequal the errors are across groups."""
@@ -26,9 +34,11 @@ class SplitEvaluation:
     warnings: list[str]
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     nulls: dict[str, NullResult] = field(default_factory=dict)
+    debiased: dict[str, DebiasedScore] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
-        """`{split}/mae`, `{split}/age_bias`, …, their `_ci_low`/`_ci_high`, each bias's `_null` and `_p`,
+        """`{split}/mae`, `{split}/age_bias`, …, their `_ci_low`/`_ci_high`, each bias's `_null` and `_p`, each
+        de-biased score `{split}/<bias>_debiased` with its `_ci_low`/`_ci_high`,
         `{split}/mean_bias` (the mean of the four bias scores: the bias objective of a Pareto search), and
         per-group `{split}/mae_by_{attribute}/{group}` and counts.
 
@@ -40,6 +50,10 @@ class SplitEvaluation:
         for name, (low, high) in self.intervals.items():
             metrics[f"{self.split}/{name}_ci_low"] = low
             metrics[f"{self.split}/{name}_ci_high"] = high
+        for name, result in self.debiased.items():
+            metrics[f"{self.split}/{name}"] = result.estimate
+            metrics[f"{self.split}/{name}_ci_low"] = result.low
+            metrics[f"{self.split}/{name}_ci_high"] = result.high
         for name, result in self.nulls.items():
             metrics[f"{self.split}/{name}_null"] = result.null
             metrics[f"{self.split}/{name}_p"] = result.p
@@ -51,14 +65,14 @@ class SplitEvaluation:
         return metrics
 
     def within_noise(self, alpha: float = 0.05) -> list[str]:
-        """The bias scores whose permutation p-value is ≥ `alpha`: indistinguishable from group-blind errors."""
+        """The bias scores whose permutation p-value is ≥ `alpha`: no evidence that the group MAEs differ."""
         return [name for name in BIAS_ATTRIBUTES if name in self.nulls and self.nulls[name].p >= alpha]
 
 
 def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attributes: pd.DataFrame,
                    statistics: StatisticsConfig | None = None) -> SplitEvaluation:
     """MAE, bias scores and per-group MAE of apparent ages `predicted` vs. `ages` (years); with `statistics`, also
-    the bootstrap interval of every score and the permutation null of every bias."""
+    the interval of every score, the de-biased bias scores with theirs, and the permutation test of every bias."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scores = bias_scores(ages, predicted, attributes)
@@ -70,11 +84,11 @@ def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attribut
     messages = [f"{split}: {w.message}" for w in caught]
     for message in messages:
         warnings.warn(message, stacklevel=2)
-    intervals, nulls = {}, {}
+    intervals, nulls, debiased = {}, {}, {}
     if statistics is not None:
-        intervals = bias_intervals(ages, predicted, attributes, n_resamples=statistics.bootstrap_resamples,
-                                   level=statistics.level, seed=statistics.seed)
+        intervals, debiased = score_uncertainty(ages, predicted, attributes, n_resamples=statistics.bootstrap_resamples,
+                                                level=statistics.level, seed=statistics.seed)
         nulls = permutation_null(ages, predicted, attributes, n_permutations=statistics.permutations,
                                  seed=statistics.seed)
     return SplitEvaluation(split=split, scores=scores, groups=groups, predictions=predictions, warnings=messages,
-                           intervals=intervals, nulls=nulls)
+                           intervals=intervals, nulls=nulls, debiased=debiased)

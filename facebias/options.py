@@ -45,6 +45,22 @@ class BackboneOption(Option):
 
 
 @dataclass(frozen=True)
+class MitigationOption(Option):
+    """A weighting, sampling or calibration, implemented by `module` (`from_config(config: TrainConfig)` returns its
+    `facebias.mitigations.base.Mitigation`, whose hooks say what it changes in a run).
+
+    `single_device`: it runs on one device only (`trainer.distribute=none`).
+    """
+
+    module: str
+    single_device: bool = False
+
+    def implementation(self) -> ModuleType:
+        """The implementation module (imported now; it may import TensorFlow)."""
+        return importlib.import_module(self.module)
+
+
+@dataclass(frozen=True)
 class TrainablePart(Option):
     """What a stage trains: the backbone, the head or both (the other part is frozen)."""
 
@@ -144,20 +160,27 @@ HEADS: Registry[Option] = Registry("head.name", [
     Option("linear", "Linear", "Dense(1, sigmoid): the study's 'Classification' head"),
 ], group="head")
 
-WEIGHTINGS: Registry[Option] = Registry("weighting.name", [
-    Option("none", "None", "plain MSE: every training sample weighs the same"),
-    Option("group", "Group", "a sample of group g (weighting.attributes, default all four) weighs N / (2 n_g)"),
-    Option("group_dro", "Group DRO", "online group DRO: loss = sum_g q_g loss_g, q updated by exponentiated gradient"),
+NO_MITIGATION = "facebias.mitigations.base"
+"""The implementation of the options that change nothing (weighting=none, sampling=shuffle, calibration=none)."""
+
+WEIGHTINGS: Registry[MitigationOption] = Registry("weighting.name", [
+    MitigationOption("none", "None", "plain MSE: every training sample weighs the same", NO_MITIGATION),
+    MitigationOption("group", "Group", "a sample of group g (weighting.attributes, default all four) weighs "
+                     "N / (2 n_g)", "facebias.mitigations.group_weights"),
+    MitigationOption("group_dro", "Group DRO", "online group DRO: loss = sum_g q_g loss_g, q updated by "
+                     "exponentiated gradient", "facebias.mitigations.group_dro", single_device=True),
 ], group="weighting")
 
-SAMPLINGS: Registry[Option] = Registry("sampling.name", [
-    Option("shuffle", "Shuffle", "every epoch a fresh permutation of the training split"),
-    Option("balanced", "Balanced", "each draw: a group (sampling.attributes) with equal probability, then an image"),
+SAMPLINGS: Registry[MitigationOption] = Registry("sampling.name", [
+    MitigationOption("shuffle", "Shuffle", "every epoch a fresh permutation of the training split", NO_MITIGATION),
+    MitigationOption("balanced", "Balanced", "each draw: a group (sampling.attributes) with equal probability, then "
+                     "an image", "facebias.mitigations.balanced"),
 ], group="sampling")
 
-CALIBRATIONS: Registry[Option] = Registry("calibration.name", [
-    Option("none", "None", "predictions as the model makes them"),
-    Option("group_offset", "Group offset", "minus each group's mean validation residual (calibration.attributes)"),
+CALIBRATIONS: Registry[MitigationOption] = Registry("calibration.name", [
+    MitigationOption("none", "None", "predictions as the model makes them", NO_MITIGATION),
+    MitigationOption("group_offset", "Group offset", "minus each group's shrunk mean validation residual "
+                     "(calibration.attributes)", "facebias.mitigations.group_offset"),
 ], group="calibration")
 
 PREPROCESSINGS: Registry[Option] = Registry("backbone.preprocessing", [

@@ -1,15 +1,9 @@
-"""How sure a score is: bootstrap intervals over images and the permutation null of each bias score (numpy only).
+"""The resampling machinery behind every interval and test (numpy only; docs/metrics.md).
 
-Both resample the per-image absolute errors of one evaluated split and recompute every score on each resample,
-vectorised over resamples (a group MAE is a `bincount` of errors by (resample, group)):
-
-- **bootstrap**: draw the images with replacement, `n_resamples` times; the percentile interval of level `level`
-  of each score is its interval (`bias_intervals`).
-- **permutation null** of a bias: shuffle the errors across the images, keeping every group's size, so that the
-  errors no longer depend on the group; the null is the mean score over `n_permutations` shuffles, and the
-  p-value is (1 + #shuffles scoring ≥ the observed score) / (1 + n_permutations) (`permutation_null`).
-
-The definitions are written out in docs/metrics.md.
+One evaluated split becomes its per-image absolute errors and, per bias score, each image's group code
+(`errors_by_group`); group counts, sums and sums of squares are `bincount`s over (row, group), so a whole block of
+resamples or permutations is scored at once. Draws: plain bootstrap positions over all images, or stratified
+positions drawn within each group.
 """
 
 from __future__ import annotations
@@ -47,34 +41,54 @@ def errors_by_group(y_true: Sequence[float], y_pred: Sequence[float], attributes
                          "must have the same length")
     if true.size == 0:
         raise ValueError("cannot measure the uncertainty of scores over zero samples")
+    return ErrorsByGroup(np.abs(pred - true), group_codes(true, attributes), group_sizes())
+
+
+def group_codes(y_true: np.ndarray, attributes: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per bias score, every image's group code in its attribute's vocabulary (-1: not in the vocabulary)."""
     frame = attributes.reset_index(drop=True)
-    codes, counts = {}, {}
+    codes = {}
     for score, attribute in BIAS_ATTRIBUTES.items():
-        values = age_groups(true) if attribute == "age_group" else frame[attribute].to_numpy()
-        groups = VOCABULARIES[attribute]
-        codes[score] = pd.Categorical(values, categories=groups).codes.astype(np.int64)
-        counts[score] = len(groups)
-    return ErrorsByGroup(np.abs(pred - true), codes, counts)
+        values = age_groups(y_true) if attribute == "age_group" else frame[attribute].to_numpy()
+        codes[score] = pd.Categorical(values, categories=VOCABULARIES[attribute]).codes.astype(np.int64)
+    return codes
+
+
+def group_sizes() -> dict[str, int]:
+    """Per bias score, the number of groups of its attribute."""
+    return {score: len(VOCABULARIES[attribute]) for score, attribute in BIAS_ATTRIBUTES.items()}
+
+
+def group_sums(errors: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
+    """Per row of `errors` (rows × images) and group: the count, sum and sum of squares of the errors of the images
+    whose code (same shape as `errors`, or one row for all) is that group; code -1 belongs to no group."""
+    rows = errors.shape[0]
+    codes = np.broadcast_to(codes, errors.shape)
+    valid = codes >= 0
+    flat = (np.arange(rows)[:, None] * n_groups + np.where(valid, codes, 0))[valid]
+    size = rows * n_groups
+    counts = np.bincount(flat, minlength=size).reshape(rows, n_groups)
+    sums = np.bincount(flat, weights=errors[valid], minlength=size).reshape(rows, n_groups)
+    squares = np.bincount(flat, weights=errors[valid] ** 2, minlength=size).reshape(rows, n_groups)
+    return counts, sums, squares
+
+
+def pair_mean_gap(means: np.ndarray) -> np.ndarray:
+    """The bias score of each row of group MAEs (rows × groups, NaN: an empty group): the mean over pairs of
+    present groups of |MAE_i − MAE_j|; 0 when fewer than two groups are present."""
+    first, second = np.triu_indices(means.shape[1], k=1)
+    gaps = np.abs(means[:, first] - means[:, second])
+    paired = ~np.isnan(gaps)
+    pairs = paired.sum(axis=1)
+    return np.divide(np.where(paired, gaps, 0.0).sum(axis=1), pairs, out=np.zeros(len(means)), where=pairs > 0)
 
 
 def _bias_of_batch(errors: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """The bias score of each row of `errors` (resamples × images) given each image's group code (same shape).
-
-    Mean over pairs of groups present in the row of |MAE_i − MAE_j|; 0 when fewer than two groups are present;
-    images with code -1 belong to no group.
-    """
-    rows = errors.shape[0]
-    valid = codes >= 0
-    flat = (np.arange(rows)[:, None] * n_groups + np.where(valid, codes, 0))[valid]
-    sums = np.bincount(flat, weights=errors[valid], minlength=rows * n_groups).reshape(rows, n_groups)
-    counts = np.bincount(flat, minlength=rows * n_groups).reshape(rows, n_groups)
-    present = counts > 0
-    means = np.divide(sums, counts, out=np.zeros_like(sums), where=present)
-    first, second = np.triu_indices(n_groups, k=1)
-    paired = present[:, first] & present[:, second]
-    gaps = np.abs(means[:, first] - means[:, second]) * paired
-    pairs = paired.sum(axis=1)
-    return np.divide(gaps.sum(axis=1), pairs, out=np.zeros(rows), where=pairs > 0)
+    """The bias score of each row of `errors` (resamples × images) given each image's group code."""
+    counts, sums, _ = group_sums(errors, codes, n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return pair_mean_gap(means)
 
 
 def resampled_scores(data: ErrorsByGroup, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -95,6 +109,17 @@ def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
 
 
+def stratified_indices(codes: np.ndarray, n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per group code 0, 1, … (up to the largest code): (n_resamples × n_g) positions of that group's images drawn
+    with replacement within the group (an empty group: an empty (n_resamples × 0) array)."""
+    draws = []
+    for group in range(int(codes.max(initial=-1)) + 1):
+        members = np.flatnonzero(codes == group)
+        draws.append(members[rng.integers(0, len(members), size=(n_resamples, len(members)))] if len(members)
+                     else np.empty((n_resamples, 0), dtype=np.int64))
+    return draws
+
+
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     """The central `level` percentile interval of `samples`."""
     tail = (1.0 - level) / 2.0
@@ -102,50 +127,7 @@ def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float
     return float(low), float(high)
 
 
-def bias_intervals(
-    y_true: Sequence[float],
-    y_pred: Sequence[float],
-    attributes: pd.DataFrame,
-    *,
-    n_resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, tuple[float, float]]:
-    """Percentile-bootstrap interval (low, high) over images of the MAE and each bias score, keyed like
-    `bias_scores` (mae, age_bias, gender_bias, ethnicity_bias, expression_bias)."""
+def check_resampling(n_resamples: int, level: float) -> None:
+    """ValueError unless n_resamples ≥ 1 and 0 < level < 1."""
     if n_resamples < 1 or not 0.0 < level < 1.0:
         raise ValueError(f"need n_resamples >= 1 (got {n_resamples}) and 0 < level < 1 (got {level})")
-    data = errors_by_group(y_true, y_pred, attributes)
-    samples = resampled_scores(data, bootstrap_indices(len(data.errors), n_resamples, seed))
-    return {score: percentile_interval(values, level) for score, values in samples.items()}
-
-
-@dataclass(frozen=True)
-class NullResult:
-    """A bias score against its permutation null: the observed score, the null's mean and the p-value."""
-
-    observed: float
-    null: float
-    p: float
-
-
-def permutation_null(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame, *,
-                     n_permutations: int = 1000, seed: int = 0) -> dict[str, NullResult]:
-    """Per bias score: the score the same errors would get if they did not depend on the group (mean over
-    `n_permutations` shuffles of the errors across images) and the one-sided permutation p-value."""
-    if n_permutations < 1:
-        raise ValueError(f"need n_permutations >= 1 (got {n_permutations})")
-    data = errors_by_group(y_true, y_pred, attributes)
-    rng = np.random.default_rng(seed)
-    shuffles = np.argsort(rng.random((n_permutations, len(data.errors))), axis=1)
-    results = {}
-    for score, codes in data.codes.items():
-        observed = float(_bias_of_batch(data.errors[None, :], codes[None, :], data.group_counts[score])[0])
-        null = np.concatenate([
-            _bias_of_batch(data.errors[block], np.broadcast_to(codes, block.shape),
-                           data.group_counts[score])
-            for block in np.array_split(shuffles, max(1, len(shuffles) // CHUNK))
-        ])
-        at_least = int(np.sum(null >= observed - 1e-12 * max(1.0, abs(observed))))
-        results[score] = NullResult(observed, float(null.mean()), (1 + at_least) / (1 + n_permutations))
-    return results

@@ -1,8 +1,8 @@
 """The results table as text: Markdown and a self-contained HTML page, with the notes a reader needs.
 
-A metric cell is `mean [low, high]`: the 95 % interval over seeds (n ≥ 2) or over the test images (n = 1). In
-each metric column the best experiment and every one not distinguishable from it are bold (Markdown) and green
-(HTML); the worst is red when it is distinguishable from the best. Without a test, plain best/worst shading.
+A metric cell is `mean [low, high]` (the 95 % interval the table's notes name). When the table has a best set,
+each metric column's set is bold (Markdown) and green (HTML), and the worst experiment is red when it is out of
+the set. Without a best set nothing is shaded, and the notes say why.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import math
 
 import pandas as pd
 
-from facebias.report.significance import ALPHA
+from facebias.metrics.permutation import NOISE_ALPHA
+from facebias.report.significance import FAMILY_ALPHA, MIN_SEEDS, TWO_LEVEL, column_alpha
 from facebias.report.table import METRIC_COLUMNS, TEXT_COLUMNS
 
 DIGITS = 4
@@ -35,13 +36,18 @@ def display_columns() -> list[str]:
 
 
 NOISE_MARK = "†"
-"""Follows a bias score whose permutation p-value (median over the runs) is ≥ ALPHA."""
+"""Follows a bias score whose permutation p-value (median over the runs) is ≥ NOISE_ALPHA."""
+
+
+def has_best_set(table: pd.DataFrame) -> bool:
+    """Whether the table marks a best set per column (two-level bootstrap, every experiment with enough seeds)."""
+    return table.attrs.get("interval") == "two-level" and table.attrs.get("no_best_set") is None
 
 
 def within_noise(row: pd.Series, column: str) -> bool:
-    """Whether a bias cell is within its noise floor (its p-value is known and ≥ ALPHA)."""
+    """Whether a bias cell is within its noise floor (its p-value is known and ≥ NOISE_ALPHA)."""
     p_value = row.get(f"{column} p", float("nan"))
-    return not math.isnan(p_value) and p_value >= ALPHA
+    return not math.isnan(p_value) and p_value >= NOISE_ALPHA
 
 
 def display_rows(table: pd.DataFrame) -> list[list[str]]:
@@ -56,45 +62,42 @@ def display_rows(table: pd.DataFrame) -> list[list[str]]:
 
 
 def shading(table: pd.DataFrame, column: str) -> tuple[set[int], set[int]]:
-    """Positions shaded best (green) and worst (red) in a column.
-
-    With a test: best = the best experiment and every one not distinguishable from it; worst = the highest mean,
-    only when it is not among those. Without one: the lowest and the highest mean (none when all are equal).
-    """
+    """Positions shaded best (green) and worst (red) in a column: the column's best set, and the highest mean when
+    it is out of the set; nothing without a best set."""
     values = table[column].to_numpy(dtype=float)
-    if len(values) < 2 or values.min() == values.max():
+    if len(values) < 2 or not has_best_set(table):
         return set(), set()
     worst = set(int(i) for i in (values == values.max()).nonzero()[0])
-    if table.attrs.get("comparison"):
-        best = set(int(i) for i in table[f"{column} best"].to_numpy().nonzero()[0])
-        return best, worst - best
-    return set(int(i) for i in (values == values.min()).nonzero()[0]), worst
+    best = set(int(i) for i in table[f"{column} best"].to_numpy().nonzero()[0])
+    return best, worst - best
 
 
 def notes(table: pd.DataFrame) -> list[str]:
-    """What the reader must know to read the numbers: split, units, the interval shown, the test used."""
+    """What the reader must know to read the numbers: split, units, the interval shown, the best set's family."""
     split = table.attrs.get("split", "test")
     interval = table.attrs.get("interval", "images")
     lines = [f"Metrics on the {split} split, in years; n is the number of FINISHED runs (seeds) per experiment."]
+    if interval == "two-level":
+        lines.append(f"A cell is the mean over seeds and its 95 % interval [low, high] from a {TWO_LEVEL} (both "
+                     "sources of noise: training randomness and which images were tested).")
     if interval in ("seeds", "mixed"):
-        lines.append("With n ≥ 2, a cell is the mean over seeds and its 95 % t interval [low, high] (uncertainty "
-                     "from the seeds: training randomness; the images are the same in every run).")
+        lines.append("With n ≥ 2, [low, high] is the 95 % t interval over seeds only: the test images' sampling "
+                     "noise is not in it.")
     if interval in ("images", "mixed"):
-        lines.append("With n = 1, a cell is the run's score and its 95 % bootstrap interval over the evaluated "
-                     "images [low, high] (uncertainty from image sampling only; training randomness is not in it: "
-                     "rerun with seed=0,1,2 to see it).")
+        lines.append("With n = 1, [low, high] is the run's 95 % interval over the evaluated images: training "
+                     "randomness is not in it, so it describes this trained network, not its configuration.")
     if any(within_noise(row, column) for _, row in table.iterrows() for column in METRIC_COLUMNS[1:]):
-        lines.append(f"{NOISE_MARK}: within the noise floor — the bias's permutation p-value (median over the runs) is "
-                     f"≥ {ALPHA}: errors that do not depend on the group would score as much, so it is no evidence "
-                     "of unfairness.")
-    comparison = table.attrs.get("comparison")
-    if comparison:
-        lines.append(f"Bold / green: the best (lowest) experiment of the column and every experiment not "
-                     f"distinguishable from it by a {comparison} (Holm-corrected, α = {ALPHA}); red: the worst, "
-                     "when it is distinguishable from the best.")
+        lines.append(f"{NOISE_MARK}: the bias's studentized permutation p-value (median over the runs) is ≥ "
+                     f"{NOISE_ALPHA}: no evidence that its groups' MAEs differ.")
+    if has_best_set(table):
+        lines.append(f"Bold / green: the column's best set — the Model Confidence Set at α = "
+                     f"{column_alpha(METRIC_COLUMNS):.3g} per column, so that over the whole table (family: all "
+                     f"{len(METRIC_COLUMNS)} columns) the chance that any truly best experiment is left out is ≤ "
+                     f"{FAMILY_ALPHA:.0%}; red: the worst, when it is out of the set.")
     else:
-        lines.append("No test between experiments (a single experiment, different images, or a mix of n = 1 and "
-                     "n ≥ 2): green marks the lowest value, red the highest, whether or not the difference is noise.")
+        reason = table.attrs.get("no_best_set") or "no test was made"
+        lines.append(f"No best set is marked: {reason}. A verdict on configurations needs ≥ {MIN_SEEDS} seeds per "
+                     "experiment and each run's predictions_<split>.csv.")
     return lines
 
 
@@ -102,7 +105,7 @@ def display_frame(table: pd.DataFrame, bold: bool = False) -> pd.DataFrame:
     """The table's cells as text, one column per `display_columns()`; with `bold`, the best group of each tested
     metric column in Markdown bold."""
     frame = pd.DataFrame(display_rows(table), columns=display_columns())
-    if bold and table.attrs.get("comparison"):
+    if bold and has_best_set(table):
         for column in METRIC_COLUMNS:
             best = sorted(shading(table, column)[0])
             frame.loc[best, column] = "**" + frame.loc[best, column] + "**"
@@ -157,9 +160,9 @@ def format_html(table: pd.DataFrame, title: str) -> str:
 </head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="legend">Legend: <span class="best">green</span> = best (lowest) value of the column and, when tested,
-every value not distinguishable from it; <span class="worst">red</span> = worst (highest); lower is better for
-MAE and every bias score. A cell is the mean [95 % interval].</p>
+<p class="legend">Legend: <span class="best">green</span> = the column's best set (when the table has one: see the
+notes); <span class="worst">red</span> = the worst, out of the best set; lower is better for MAE and every bias
+score. A cell is the mean [95 % interval].</p>
 {rendered}
 {page_notes}
 </body>

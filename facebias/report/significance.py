@@ -1,11 +1,20 @@
-"""Which experiments a comparison cannot tell apart: intervals over seeds and tests against the best experiment.
+"""Comparisons of experiments that count both sources of noise, and a best set with a stated error rate (numpy).
 
-- Over seeds (n ≥ 2 runs of an experiment): the t interval mean ± t(level, n−1) · s / √n.
-- Against the best (lowest mean) experiment of a column, with Holm's correction over the other experiments:
-  Welch's t test over seeds when both have n ≥ 2; a paired bootstrap over the same test images when every
-  experiment has one run (each resample draws the same images for every experiment; the two-sided p-value is
-  twice the smaller share of resampled differences on either side of 0, counting the observed difference).
-An experiment whose corrected p-value is ≥ `alpha` is "not distinguishable from the best".
+- **Two-level bootstrap** (`two_level_replicates`): an experiment's score is the mean over its runs (seeds) on the
+  one test split. Its uncertainty has two sources: which seeds were trained (training randomness) and which
+  images were tested (image sampling). Each replicate draws the test images with replacement — the same draw for
+  every run of every experiment, so comparisons stay paired — and, per experiment, its runs with replacement; the
+  replicate is the mean over the drawn runs of their scores on the drawn images. The seed part is rescaled by
+  √(n / (n − 1)), so that its variance is s² / n rather than the plain bootstrap's (n − 1) s² / n² (Bouthillier et
+  al., "Accounting for variance in machine learning benchmarks", MLSys 2021).
+- **Best set** (`model_confidence_set`): the Model Confidence Set of Hansen, Lunde & Nason (Econometrica 2011)
+  with the T_max statistic on those replicates. While the set holds several experiments, test that they are
+  equally good; if the test rejects at `alpha`, drop the experiment whose mean is most above the set's mean (in
+  standard errors), and test again. The set then holds the truly best experiment(s) with probability ≥ 1 − alpha,
+  choice of the best included.
+- **Against a fixed reference** (`reference_p_values`): two-sided p-values of each experiment's difference from a
+  reference chosen in advance (normal approximation with the replicates' standard error), for Holm's correction
+  over the whole family.
 """
 
 from __future__ import annotations
@@ -15,19 +24,65 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-ALPHA = 0.05
-"""Family-wise error rate of each column's comparisons with its best experiment."""
-WELCH = "Welch's t test over seeds"
-PAIRED_BOOTSTRAP = "paired bootstrap over the same test images"
+MIN_SEEDS = 3
+"""Runs (seeds) an experiment needs before the report estimates its seed-to-seed variance and marks a best set."""
+FAMILY_ALPHA = 0.05
+"""Error rate of the whole results table: the chance that any truly best experiment is left out of any column's
+best set (split equally over the columns, Bonferroni)."""
+TWO_LEVEL = "two-level bootstrap over seeds and test images"
 
 
-def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """The t interval of the mean of `values` (NaN bounds for fewer than two values)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+def two_level_replicates(run_scores: Mapping[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """Per experiment, its mean score on each replicate: `run_scores[name]` is (runs × replicates), every run's
+    score on the same image resamples (one column per resample); the runs are drawn with replacement per
+    replicate and experiment, and the seed part rescaled by √(n / (n − 1))."""
+    rng = np.random.default_rng(seed)
+    replicates = {}
+    for name, scores in run_scores.items():
+        scores = np.atleast_2d(np.asarray(scores, dtype=float))
+        runs, resamples = scores.shape
+        if runs < 2:
+            raise ValueError(f"{name}: a two-level bootstrap needs at least 2 runs per experiment, got {runs}")
+        drawn = scores[rng.integers(0, runs, size=(resamples, runs)), np.arange(resamples)[:, None]].mean(axis=1)
+        everyone = scores.mean(axis=0)
+        replicates[name] = everyone + np.sqrt(runs / (runs - 1)) * (drawn - everyone)
+    return replicates
+
+
+def model_confidence_set(estimates: Mapping[str, float], replicates: Mapping[str, np.ndarray],
+                         alpha: float) -> set[str]:
+    """The experiments kept by the Model Confidence Set (T_max elimination, lower is better) at level 1 − alpha."""
+    alive = list(estimates)
+    while len(alive) > 1:
+        observed = np.array([estimates[name] for name in alive])
+        boot = np.column_stack([replicates[name] for name in alive])
+        boot = boot - boot.mean(axis=0)
+        relative = observed - observed.mean()
+        boot_relative = boot - boot.mean(axis=1, keepdims=True)
+        errors = boot_relative.std(axis=0)
+        if not np.all(errors > 0):
+            errors = np.where(errors > 0, errors, np.inf)
+        t_observed = np.divide(relative, errors)
+        t_max = (boot_relative / errors).max(axis=1)
+        if np.mean(t_max >= t_observed.max()) >= alpha:
+            break
+        alive.pop(int(np.argmax(t_observed)))
+    return set(alive)
+
+
+def reference_p_values(estimates: Mapping[str, float], replicates: Mapping[str, np.ndarray],
+                       reference: str) -> dict[str, float]:
+    """Two-sided p-value of each other experiment's difference from `reference` (normal approximation with the
+    standard error of the paired replicates' differences)."""
+    p_values = {}
+    for name, estimate in estimates.items():
+        if name == reference:
+            continue
+        error = float(np.std(replicates[name] - replicates[reference]))
+        difference = estimate - estimates[reference]
+        p_values[name] = 1.0 if error == 0 and difference == 0 else (
+            0.0 if error == 0 else float(2 * stats.norm.sf(abs(difference) / error)))
+    return p_values
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
@@ -40,40 +95,21 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
     return adjusted
 
 
-def welch_p(first: Sequence[float], second: Sequence[float]) -> float:
-    """Two-sided p-value of Welch's t test; 1.0 when both samples are constant and equal, 0.0 when constant and
-    different."""
-    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
-    if first.std() == 0 and second.std() == 0:
-        return 1.0 if first.mean() == second.mean() else 0.0
-    return float(stats.ttest_ind(first, second, equal_var=False).pvalue)
+def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The t interval of the mean of `values`, over seeds only (NaN bounds for fewer than two values)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
 
 
-def paired_bootstrap_p(first: np.ndarray, second: np.ndarray) -> float:
-    """Two-sided p-value that two scores differ, from their values on the same bootstrap resamples."""
-    differences = np.asarray(first) - np.asarray(second)
-    below = (1 + np.sum(differences <= 0)) / (1 + len(differences))
-    above = (1 + np.sum(differences >= 0)) / (1 + len(differences))
-    return float(min(1.0, 2 * min(below, above)))
+def percentile_bounds(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` percentile interval of an experiment's replicates."""
+    low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
-def best_group_by_seeds(runs: Mapping[str, Sequence[float]], alpha: float = ALPHA) -> set[str] | None:
-    """The best experiment (lowest mean) and every one Welch's test cannot tell from it; None when an experiment
-    has fewer than two runs."""
-    if any(len(values) < 2 for values in runs.values()):
-        return None
-    best = min(runs, key=lambda name: np.mean(runs[name]))
-    p_values = holm({name: welch_p(values, runs[best]) for name, values in runs.items() if name != best})
-    return {best} | {name for name, p in p_values.items() if p >= alpha}
-
-
-def best_group_by_images(resampled: Mapping[str, np.ndarray], observed: Mapping[str, float],
-                         alpha: float = ALPHA) -> set[str]:
-    """The best experiment (lowest observed score) and every one the paired bootstrap cannot tell from it.
-
-    `resampled` holds each experiment's score on the same bootstrap resamples of the same images.
-    """
-    best = min(observed, key=observed.__getitem__)
-    p_values = holm({name: paired_bootstrap_p(values, resampled[best])
-                     for name, values in resampled.items() if name != best})
-    return {best} | {name for name, p in p_values.items() if p >= alpha}
+def column_alpha(columns: Sequence[str], family_alpha: float = FAMILY_ALPHA) -> float:
+    """Each column's share of the table's error rate (Bonferroni)."""
+    return family_alpha / max(1, len(columns))

@@ -1,9 +1,11 @@
 """The study's results table of a sweep: one row per experiment, its scores with their uncertainty (pure pandas).
 
 `results_table(children)` takes `mlflow.search_runs`-shaped rows (columns `run_id`, `status`, `tags.*`, `params.*`,
-`metrics.*`); only FINISHED runs count. A cell is the mean over an experiment's runs (seeds) with a 95 % interval:
-over seeds when it has n ≥ 2 runs, else the run's own bootstrap interval over the test images. Each column also
-marks its best experiment and every experiment not distinguishable from it (facebias.report.significance).
+`metrics.*`); only FINISHED runs count. A cell is the mean over an experiment's runs (seeds) with a 95 % interval.
+When every experiment has ≥ 3 runs and their predictions are given, the interval is the two-level bootstrap's
+(seeds and test images) and each column marks its best set, the Model Confidence Set at the column's share of the
+table's 5 % error rate (facebias.report.significance). Otherwise no best set is marked, the table says why, and
+the interval is over seeds only (n ≥ 2) or the run's own interval over the test images (n = 1).
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from facebias.config import stage_key
 from facebias.errors import ReportError
-from facebias.metrics.uncertainty import bootstrap_indices, errors_by_group, resampled_scores
 from facebias.options import BACKBONES, HEADS, Registry
+from facebias.report.replicates import resampled_run_scores, same_images
 from facebias.report.significance import (
-    PAIRED_BOOTSTRAP,
-    WELCH,
-    best_group_by_images,
-    best_group_by_seeds,
+    MIN_SEEDS,
+    column_alpha,
+    model_confidence_set,
+    percentile_bounds,
     seed_interval,
+    two_level_replicates,
 )
 
 METRICS: tuple[tuple[str, str], ...] = (
@@ -41,8 +45,8 @@ TEXT_COLUMNS: tuple[str, ...] = ("Experiment", "Backbone", "Head", "Stages", "Le
 SPLITS: tuple[str, ...] = ("test", "val")
 LEVEL = 0.95
 """Coverage of every interval in the table."""
-PAIRED_RESAMPLES = 1000
-"""Bootstrap resamples of the test images for comparing experiments that have one run each."""
+RESAMPLES = 1000
+"""Replicates of the two-level bootstrap (test images and seeds)."""
 DATA_TAGS: tuple[str, ...] = ("facebias.dataset_digest", "facebias.data")
 MISSING_TAG_VALUES = {"", "none", "null", "nan"}
 MAX_LISTED = 10
@@ -173,7 +177,8 @@ def check_same_data(finished: pd.DataFrame, parent_run_id: str | None = None) ->
 
 
 def _experiment_row(name: str, runs: pd.DataFrame, split: str) -> dict[str, object]:
-    """One row: the description of the experiment, then per metric its mean, std, interval, and n."""
+    """One row: the description of the experiment, then per metric its mean, std, interval over seeds (n ≥ 2) or
+    the run's own interval over images (n = 1), and n; the two-level interval replaces it when it applies."""
     schedules = [learning_rates(run) for _, run in runs.iterrows()]
     row: dict[str, object] = {
         "Experiment": name,
@@ -203,43 +208,46 @@ def _experiment_row(name: str, runs: pd.DataFrame, split: str) -> dict[str, obje
     return row
 
 
-def same_images(predictions: Sequence[pd.DataFrame]) -> bool:
-    """Whether every predictions frame lists the same images (true ages and attributes, in the same order)."""
-    columns = ["apparent_age", "gender", "ethnicity", "expression"]
-    first = predictions[0][columns].reset_index(drop=True)
-    return all(len(frame) == len(first) and frame[columns].reset_index(drop=True).equals(first)
-               for frame in predictions[1:])
+def _no_best_set(runs: Mapping[str, pd.DataFrame], predictions: Mapping[str, pd.DataFrame] | None) -> str | None:
+    """Why the table cannot mark a best set (None when it can)."""
+    if len(runs) < 2:
+        return "a single experiment: nothing to compare"
+    fewest = min(len(frame) for frame in runs.values())
+    if fewest < MIN_SEEDS:
+        return (f"an experiment has {fewest} run(s): a verdict on configurations needs their seed-to-seed "
+                f"variance, so every experiment needs at least {MIN_SEEDS} seeds (rerun with seed=0,1,2)")
+    run_ids = [str(run_id) for frame in runs.values() for run_id in frame["run_id"]]
+    frames = [(predictions or {}).get(run_id) for run_id in run_ids]
+    if any(frame is None for frame in frames):
+        return "some runs have no predictions artifact, so the test-image part of the noise cannot be resampled"
+    if not same_images(frames):
+        return "the runs were evaluated on different images"
+    return None
 
 
-def _mark_best(table: pd.DataFrame, finished: pd.DataFrame, experiments: pd.Series, split: str,
+def _mark_best(table: pd.DataFrame, finished: pd.DataFrame, experiments: pd.Series,
                predictions: Mapping[str, pd.DataFrame] | None) -> str | None:
-    """Fill `<Metric> best` (the best experiment and those not distinguishable from it); returns the test used."""
+    """Fill `<Metric> best` (the column's Model Confidence Set) and the two-level intervals; returns why no best
+    set could be marked (None when it was)."""
     names = list(table["Experiment"])
     for column in METRIC_COLUMNS:
         table[f"{column} best"] = False
-    if len(names) < 2:
-        return None
     runs = {name: finished[experiments == name] for name in names}
-    if all(len(frame) >= 2 for frame in runs.values()):
-        for metric, column in METRICS:
-            group = best_group_by_seeds({name: frame[f"metrics.{split}/{metric}"].astype(float).to_numpy()
-                                         for name, frame in runs.items()})
-            table[f"{column} best"] = table["Experiment"].isin(group)
-        return WELCH
-    frames = [predictions.get(str(frame["run_id"].iloc[0])) for frame in runs.values()] if predictions else []
-    if any(len(frame) != 1 for frame in runs.values()) or not frames or any(f is None for f in frames):
-        return None
-    if not same_images(frames):
-        return None
-    indices = bootstrap_indices(len(frames[0]), PAIRED_RESAMPLES, seed=0)
-    resampled = {name: resampled_scores(errors_by_group(frame["apparent_age"], frame["predicted_age"],
-                                                        frame[["gender", "ethnicity", "expression"]]), indices)
-                 for name, frame in zip(names, frames, strict=True)}
+    reason = _no_best_set(runs, predictions)
+    if reason is not None:
+        return reason
+    frames = [predictions[str(run_id)] for name in names for run_id in runs[name]["run_id"]]
+    scores = resampled_run_scores(frames, RESAMPLES)
+    offsets = np.cumsum([0] + [len(runs[name]) for name in names])
+    alpha = column_alpha(METRIC_COLUMNS)
     for metric, column in METRICS:
-        observed = dict(zip(names, table[column], strict=True))
-        group = best_group_by_images({name: scores[metric] for name, scores in resampled.items()}, observed)
-        table[f"{column} best"] = table["Experiment"].isin(group)
-    return PAIRED_BOOTSTRAP
+        replicates = two_level_replicates({name: scores[metric][offsets[i]:offsets[i + 1]]
+                                           for i, name in enumerate(names)})
+        for position, name in enumerate(names):
+            table.loc[position, [f"{column} low", f"{column} high"]] = percentile_bounds(replicates[name], LEVEL)
+        best = model_confidence_set(dict(zip(names, table[column], strict=True)), replicates, alpha)
+        table[f"{column} best"] = table["Experiment"].isin(best)
+    return None
 
 
 def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: str | None = None,
@@ -247,11 +255,11 @@ def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: st
     """The study's table: one row per experiment (natural order) over its FINISHED runs.
 
     Columns: Experiment, Backbone, Head, Stages, Learning rates, then per metric `<Metric>` (mean), `<Metric> std`
-    (sample std, NaN when n == 1), `<Metric> low` / `<Metric> high` (the 95 % interval: over seeds when n ≥ 2, the
-    run's bootstrap interval over images when n == 1) and `<Metric> best` (best or not distinguishable from it),
-    per bias `<Bias> null` (mean of the runs' permutation nulls) and `<Bias> p` (median of their p-values), then
-    n. `predictions` (run id → its predictions_<split>.csv frame) enables the paired bootstrap between experiments
-    of one run each. `attrs` say the split, the interval shown and the test used (None: untested).
+    (sample std, NaN when n == 1), `<Metric> low` / `<Metric> high` (the 95 % interval, see the module) and
+    `<Metric> best` (in the column's best set), per bias `<Bias> null` (mean of the runs' noise floors) and
+    `<Bias> p` (median of their permutation p-values), then n. `predictions` (run id → its predictions_<split>.csv
+    frame, for every run) enables the two-level bootstrap. `attrs`: the split, the interval shown ("two-level",
+    "seeds", "images" or "mixed") and `no_best_set` (why no best set is marked; None when it is).
     `parent_run_id` only makes the error messages name the sweep.
     """
     if split not in SPLITS:
@@ -269,7 +277,8 @@ def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: st
                *(c for metric in BIAS_COLUMNS for c in (f"{metric} null", f"{metric} p")), "n"]
     table = pd.DataFrame(rows, columns=columns)
     table.attrs["split"] = split
-    table.attrs["comparison"] = _mark_best(table, finished, experiments, split, predictions)
+    table.attrs["no_best_set"] = _mark_best(table, finished, experiments, predictions)
     counts = table["n"].astype(int)
-    table.attrs["interval"] = ("seeds" if (counts > 1).all() else "images" if (counts == 1).all() else "mixed")
+    table.attrs["interval"] = ("two-level" if table.attrs["no_best_set"] is None else "seeds" if (counts > 1).all()
+                               else "images" if (counts == 1).all() else "mixed")
     return table
