@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
 from facebias.report.significance import seed_interval, welch_p
 from facebias.report.table import METRICS
-from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
 from facebias.tracking.queries import load_sweep_runs
+from facebias.tracking.store import TrackingStore
 
 BASELINE = ("weighting=none", "sampling=shuffle", "calibration=none")
 MITIGATIONS: dict[str, tuple[str, ...]] = {
@@ -46,7 +47,7 @@ def _sweep_name(name: str) -> str:
 def _runs(store: str, sweep: str) -> pd.DataFrame:
     """The FINISHED runs of the most recent sweep named `sweep`."""
     _, children = load_sweep_runs(
-        store, "facebias", parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE, "mlflow.runName": sweep}
+        TrackingStore(store, "facebias"), parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE, "mlflow.runName": sweep}
     )
     return children[children["status"] == "FINISHED"]
 

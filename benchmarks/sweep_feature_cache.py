@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
 from facebias.tracking.queries import load_sweep_runs
+from facebias.tracking.store import TrackingStore
 
 
 def timed_sweep(enabled: bool, overrides: list[str]) -> tuple[float, Path]:
@@ -45,7 +46,7 @@ def main() -> None:
     uncached_s, _ = timed_sweep(False, args.overrides)
     print(f"quick grid with the feature cache:    {cached_s:7.1f} s")
     print(f"quick grid without the feature cache: {uncached_s:7.1f} s   ratio {uncached_s / cached_s:.2f}x")
-    _, children = load_sweep_runs(f"sqlite:///{cached_dir / 'mlruns' / 'mlflow.db'}", "facebias",
+    _, children = load_sweep_runs(TrackingStore(f"sqlite:///{cached_dir / 'mlruns' / 'mlflow.db'}", "facebias"),
                                   parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     for _, child in children.sort_values("tags.facebias.experiment").iterrows():
         print(f"  {child['tags.facebias.experiment']:<32} hits {child['metrics.feature_cache/hits']:.0f} "

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
 from facebias.report.significance import seed_interval, welch_p
 from facebias.report.table import METRICS, finished_runs
-from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
 from facebias.tracking.queries import load_sweep_runs
+from facebias.tracking.store import TrackingStore
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     if not args.report_only:
         print("running:", " ".join(command), f"(in {workdir})", flush=True)
         subprocess.run(command, cwd=workdir, check=True)
-    _, children = load_sweep_runs(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias",
+    _, children = load_sweep_runs(TrackingStore(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias"),
                                   parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     runs = finished_runs(children)
     arms = {arm: runs[runs["tags.facebias.weighting"] == arm] for arm in ("none", "group")}

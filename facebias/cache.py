@@ -1,17 +1,33 @@
-"""`python -m facebias.cache [list|clear] [features|prepared|synthetic|all]`: inspect or empty facebias' caches.
+"""`python -m facebias.cache [action=list|clear] [kind=features|prepared|synthetic|all]`: inspect or empty caches.
 
 All caches live under $FACEBIAS_CACHE (default ~/.cache/facebias): backbone features of frozen stages
 (`features/`), prepared real-data sources (`prepared/`) and the generated synthetic data (`synthetic/`).
-Every cache rebuilds itself on the next run that needs it.
+Every cache rebuilds itself on the next run that needs it. Keys: conf/cache.yaml.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import DictConfig
+
+from facebias.cli import Command, run_command
+from facebias.errors import ConfigError
 from facebias.io import CACHE_KINDS, cache_root
+
+ACTIONS: tuple[str, ...] = ("list", "clear")
+KINDS: tuple[str, ...] = (*CACHE_KINDS, "all")
+
+CACHE = Command(
+    prog="python -m facebias.cache",
+    config_name="cache",
+    summary="List facebias' caches under $FACEBIAS_CACHE (default ~/.cache/facebias) with their sizes, or clear "
+            "some of them; every cache rebuilds itself on the next run that needs it.",
+    descriptions={"action": f"{' or '.join(ACTIONS)}", "kind": f"which cache: {', '.join(KINDS)}"},
+    positional=("action", "kind"),
+)
 
 
 def folder_size(folder: Path) -> int:
@@ -19,22 +35,27 @@ def folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.exists() else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def cache(cfg: DictConfig) -> int:
     """List the caches with their sizes, or clear some of them."""
-    parser = argparse.ArgumentParser(prog="python -m facebias.cache", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("list", "clear"))
-    parser.add_argument("kind", nargs="?", default="all", choices=(*CACHE_KINDS, "all"))
-    args = parser.parse_args(argv)
-    kinds = CACHE_KINDS if args.kind == "all" else (args.kind,)
+    if cfg.action not in ACTIONS:
+        raise ConfigError(f"action={cfg.action} is invalid; accepted: {', '.join(ACTIONS)}.")
+    if cfg.kind not in KINDS:
+        raise ConfigError(f"kind={cfg.kind} is invalid; accepted: {', '.join(KINDS)}.")
+    kinds = CACHE_KINDS if cfg.kind == "all" else (cfg.kind,)
     for kind in kinds:
         folder = cache_root(kind)
         size = folder_size(folder)
-        if args.action == "clear" and folder.exists():
+        if cfg.action == "clear" and folder.exists():
             shutil.rmtree(folder)
             print(f"cleared {kind} cache {folder} ({size / 1e6:.1f} MB)")
         else:
             print(f"{kind:<10} {folder} ({size / 1e6:.1f} MB)")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: see `CACHE`; 0, or 1 / 2 with one sentence for a bad value / key."""
+    return run_command(CACHE, argv, cache)
 
 
 if __name__ == "__main__":

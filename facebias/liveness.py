@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from facebias.config import TrackingConfig
 from facebias.errors import FacebiasError
-from facebias.run.identity import KILLED_REASON_TAG, OUTPUT_DIR_TAG, PARENT_RUN_TAG
+from facebias.identity import KILLED_REASON_TAG, OUTPUT_DIR_TAG, PARENT_RUN_TAG
 from facebias.tracking.queries import unfinished_runs
 from facebias.tracking.runs import end_run
+from facebias.tracking.store import TrackingStore
 
 LOCK_FILE = "run.lock"
 
@@ -114,28 +114,26 @@ def lock_run(output_dir: Path, run_id: str | None = None) -> RunLock:
     return lock
 
 
-def claim_dead_run(tracking: TrackingConfig, base_dir: Path, run_id: str, status: str, folder: Path,
-                   found_by: str) -> RunLock | Holder:
+def claim_dead_run(store: TrackingStore, run_id: str, status: str, folder: Path, found_by: str) -> RunLock | Holder:
     """Take the lock of a run's folder; if that worked its process is dead, and a run still RUNNING is marked KILLED
     with the reason (`found_by` says who found it). Returns the lock, or the live process that holds it."""
     last = read_holder(folder)
     lock = try_lock(folder)
     if isinstance(lock, RunLock) and status == "RUNNING":
         died = f"its process ({last.describe()}) died" if last else "its process died"
-        end_run(tracking, base_dir, run_id, "KILLED",
+        end_run(store, run_id, "KILLED",
                 {KILLED_REASON_TAG: f"{died} without ending the run; found by {found_by} ({lock.holder.describe()})"})
     return lock
 
 
-def mark_dead_children(tracking: TrackingConfig, base_dir: Path, parent_run_id: str, found_by: str) -> list[str]:
+def mark_dead_children(store: TrackingStore, parent_run_id: str, found_by: str) -> list[str]:
     """Mark KILLED every RUNNING child of `parent_run_id` whose process died (its folder is here and its lock free);
     returns their ids. A child whose folder is on another machine is left alone: whether it lives cannot be told."""
     marked = []
-    for run_id, status, folder in unfinished_runs(tracking, base_dir, {PARENT_RUN_TAG: parent_run_id},
-                                                  OUTPUT_DIR_TAG):
+    for run_id, status, folder in unfinished_runs(store, {PARENT_RUN_TAG: parent_run_id}, OUTPUT_DIR_TAG):
         if status != "RUNNING" or not folder or not Path(folder).is_dir():
             continue
-        lock = claim_dead_run(tracking, base_dir, run_id, status, Path(folder), found_by)
+        lock = claim_dead_run(store, run_id, status, Path(folder), found_by)
         if isinstance(lock, RunLock):
             lock.release()
             marked.append(run_id)

@@ -7,34 +7,39 @@ MLFLOW_TRACKING_URI). TensorFlow and MLflow load only once the arguments are rea
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from facebias.cli import Command, run_command
 from facebias.config import TrackingConfig
 from facebias.data.dataset import ATTRIBUTE_COLUMNS
 from facebias.data.groups import group_keys
 from facebias.data.inputs import LABEL_COLUMNS, default_attributes, read_attributes, read_images
-from facebias.errors import ConfigError, FacebiasError
+from facebias.errors import ConfigError
 from facebias.io import write_text
 from facebias.metrics import BIAS_ATTRIBUTES, bias_scores, mean_absolute_error
-from facebias.overrides import explain
 from facebias.startup import keras_without_sklearn
+from facebias.tracking.store import tracking_store
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-USAGE_ERROR = 2
-
-
-def compose_predict(overrides: Sequence[str]) -> DictConfig:
-    """conf/predict.yaml with the command line's `key=value` overrides."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="predict"):
-        return compose(config_name="predict", overrides=list(overrides))
+PREDICT = Command(
+    prog="python -m facebias.predict",
+    config_name="predict",
+    summary="Apparent ages of new images from a run's logged model, as a CSV; with an attributes CSV, also the MAE and "
+            "the four bias scores.",
+    descriptions={
+        "model": "runs:/<run id>/model (what a run's summary prints), models:/<name>/<version>, or a model folder",
+        "images": "a folder of image files, or a (N, height, width, 3) uint8 .npy array",
+        "attributes": "CSV with apparent_age, gender, ethnicity, expression (and file for a folder); null: "
+                      "<folder>/attributes.csv or <name>.csv beside <name>.npy when it exists",
+        "output": "where the ages go (null: <folder>/predictions.csv or <name>.predictions.csv)",
+        "tracking.uri": "MLflow store the model is read from (MLFLOW_TRACKING_URI wins; null: "
+                        "./<tracking.store_dir>/mlflow.db)",
+    },
+)
 
 
 def default_output(images: Path) -> Path:
@@ -48,16 +53,17 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
         from facebias.models.calibration import GROUP_INPUT
         from facebias.runtime import predict_years
         from facebias.tracking.models import load_keras_model
-        from facebias.tracking.store import resolve_tracking_uri
 
     for key in ("model", "images"):
         if not cfg.get(key):
             raise ConfigError(f"{key} is not set: run `python -m facebias.predict model=runs:/<run id>/model "
                               "images=<folder of images | .npy>`.")
     images_path = Path(cfg.images)
-    tracking_uri = resolve_tracking_uri(TrackingConfig(**OmegaConf.to_container(cfg.tracking)), Path.cwd())
+    store = tracking_store(TrackingConfig(**OmegaConf.to_container(cfg.tracking)), Path.cwd())  # type: ignore[arg-type]
+    if store is None and not Path(str(cfg.model)).is_dir():
+        raise ConfigError(f"model={cfg.model} is read from MLflow: drop tracking=none, or give a model folder.")
     with tempfile.TemporaryDirectory(prefix="facebias-model-") as folder:
-        model, group_attributes = load_keras_model(str(cfg.model), tracking_uri, Path(folder))
+        model, group_attributes = load_keras_model(str(cfg.model), store.uri if store else "", Path(folder))
     inputs = model.input if isinstance(model.input, dict) else {"image": model.input}
     images, names = read_images(images_path, tuple(inputs["image"].shape[1:3]))
     attributes_path = Path(cfg.attributes) if cfg.attributes else default_attributes(images_path)
@@ -84,22 +90,18 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     return output, scores
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line; a bad override exits 2, any other user error 1, each with one sentence."""
-    try:
-        cfg = compose_predict(sys.argv[1:] if argv is None else argv)
-    except HydraException as error:
-        print(f"error: {explain(error)}", file=sys.stderr)
-        return USAGE_ERROR
-    try:
-        output, scores = predict(cfg)
-    except FacebiasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def predict_command(cfg: DictConfig) -> int:
+    """Predict, then print where the CSV is and, with attributes, the MAE and bias scores."""
+    output, scores = predict(cfg)
     print(f"wrote the predicted ages to {output}")
     if scores:
         print(", ".join(f"{name} {scores[name]:.3f}" for name in ("mae", *BIAS_ATTRIBUTES)))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; a bad override exits 2, any other user error 1, each with one sentence."""
+    return run_command(PREDICT, argv, predict_command)
 
 
 if __name__ == "__main__":

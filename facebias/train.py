@@ -19,13 +19,14 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from facebias.config import TrainConfig, register_configs, to_train_config
+from facebias.config import TrackingConfig, TrainConfig, register_configs, to_train_config
 from facebias.errors import FacebiasError
+from facebias.identity import run_tags
 from facebias.overrides import explain
-from facebias.run.identity import run_tags
 from facebias.run.start import train
 from facebias.run.summary import print_summary
 from facebias.run.sweep import OBJECTIVE, run_sweep_job
+from facebias.tracking.store import tracking_store
 
 register_configs()
 
@@ -50,12 +51,13 @@ def main(cfg: DictConfig) -> float | None:
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir),
-                  base_dir=Path(hydra.utils.get_original_cwd()), choices=choices)
+    store = tracking_store(TrackingConfig(**resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
+    run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir), store=store,
+                  choices=choices)
     if multirun:
         name = "-".join(str(choices.get(group)) for group in ("backbone", "head", "schedule", "weighting"))
         tags = run_tags(config, choices) if isinstance(config, TrainConfig) else {}
-        return run_sweep_job(config, resolved, hydra_config, run, name, tags)
+        return run_sweep_job(config, resolved, hydra_config, run, name, tags, store)
     try:
         result = run(config)
     except FacebiasError as error:

@@ -95,6 +95,22 @@ def test_no_import_cycle() -> None:
     assert not [cycle for cycle in cycles if len(set(cycle.split(" → "))) > 1], "\n".join(cycles)
 
 
+def package_of(name: str) -> str:
+    """The top-level package (or module) of facebias that `name` belongs to: `facebias.run.sweep` → `facebias.run`."""
+    return ".".join(name.split(".")[:2])
+
+
+def test_top_level_packages_do_not_import_each_other() -> None:
+    """Dependencies between packages run one way: e.g. a sweep's end (facebias.run) builds the report, so the report
+    reads run identity and liveness from facebias.identity and facebias.liveness, never from facebias.run."""
+    edges = {(package_of(name), package_of(imported)) for name in MODULES if name != "facebias"
+             for imported in internal_imports(name) if package_of(name) != package_of(imported)}
+    assert ("facebias.run", "facebias.report") in edges, "the sweep's end builds the report"
+    assert sorted(f"{a} ⇄ {b}" for a, b in edges if (b, a) in edges and a < b) == []
+    assert not [name for name in MODULES if package_of(name) == "facebias.report"
+                and any(package_of(imported) == "facebias.run" for imported in internal_imports(name))]
+
+
 def test_modules_are_small() -> None:
     large = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
     assert {name: lines for name, lines in large.items() if lines > MAX_LINES} == {}

@@ -22,6 +22,7 @@ from facebias.config import to_train_config
 from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
 from facebias.overrides import explain
 from facebias.run.start import train
+from facebias.tracking.store import tracking_store
 
 ACCEPTED_TRACKING = ("accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
                      "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/"
@@ -148,7 +149,7 @@ def test_bad_data_weights_and_tracking(tmp_path: Path, monkeypatch: pytest.Monke
     config = to_train_config(cfg)
     with pytest.raises(error) as caught:
         train(config, resolved=OmegaConf.to_container(cfg, resolve=True), output_dir=tmp_path / "out",
-              base_dir=tmp_path, choices={})
+              store=tracking_store(config.tracking, tmp_path), choices={})
     assert str(caught.value) == message.format(keras_home=tmp_path / "keras")
     statuses = _statuses(tmp_path / "mlruns" / "mlflow.db")
     assert "RUNNING" not in statuses

@@ -6,31 +6,39 @@ real source is prepared (facebias.data.prepared) once, before any training.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
-from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
+from facebias.cli import Command, run_command
 from facebias.config import register_configs, to_train_config
 from facebias.data.card import dataset_card
 from facebias.data.sources import load_dataset
-from facebias.errors import FacebiasError
+from facebias.options import DATA_SOURCES
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+PREPARE = Command(
+    prog="python -m facebias.data.prepare",
+    config_name="train",
+    summary="Validate and cache a data source, then print its dataset card. data=<source> picks the source "
+            f"({', '.join(option.name for option in DATA_SOURCES)}); the keys below are those of the default "
+            "source, data=<source> brings its own (e.g. data.root for appa_real and kit_arrays).",
+    descriptions={"data.root": "the source's folder", "data.cache_dir": "null: $FACEBIAS_CACHE/prepared"},
+    listed="data",
+    footer="Every other override of `python -m facebias.train` is accepted too (see its --help).",
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate and cache a data source, then print its dataset card; 1 with one sentence on stderr on bad input."""
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            config = to_train_config(compose(config_name="train", overrides=list(argv or sys.argv[1:])))
-        dataset = load_dataset(config.data)
-    except FacebiasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def prepare(cfg: DictConfig) -> int:
+    """Validate the composed config, load (and so cache) its data source, print the dataset card."""
+    dataset = load_dataset(to_train_config(cfg).data)
     print(dataset_card(dataset))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Validate and cache a data source, then print its dataset card; 1 (2 for a bad override) with one sentence."""
+    register_configs()
+    return run_command(PREPARE, argv, prepare)
 
 
 if __name__ == "__main__":

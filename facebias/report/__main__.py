@@ -1,76 +1,81 @@
-"""`python -m facebias.report`: the results table of a sweep (the most recent one, or `--parent RUN_ID`).
+"""`python -m facebias.report [key=value ...]`: the results table of a sweep (the most recent one, or `parent=`).
 
 Prints the table as Markdown and writes results.md, results.csv, results.html and results.png into one folder,
-which is then logged to the sweep's parent run under `report/`.
+which is then logged to the sweep's parent run under `report/`. Keys: conf/report.yaml (`--help` lists them).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from facebias.config import TrackingConfig, register_configs
-from facebias.errors import FacebiasError
+from facebias.cli import Command, run_command
+from facebias.config import TrackingConfig
+from facebias.errors import ConfigError, StorageError
 from facebias.report.build import build_report, load_sweep
 from facebias.report.render import format_markdown
 from facebias.report.table import SPLITS
-from facebias.tracking.store import resolve_tracking_uri
+from facebias.tracking.store import TrackingStore, tracking_store
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m facebias.report",
-        description="The study's results table of a sweep's runs (mean and 95 %% interval per experiment, the best "
-                    "and those not distinguishable from it marked), as Markdown, CSV, HTML and a plot; logged to "
-                    "the sweep's parent run under `report/`.",
-    )
-    parser.add_argument("--parent", metavar="RUN_ID", help="parent run of the sweep (default: the most recent sweep)")
-    parser.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment of the training config)")
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow store (default: as training finds it: MLFLOW_TRACKING_URI, tracking.uri, else "
-                             "./<tracking.store_dir>/mlflow.db)")
-    parser.add_argument("--split", choices=SPLITS, default="test", help="metrics of this split (default: test)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="output folder (default: multirun/reports/<parent run id>)")
-    parser.add_argument("--no-log", action="store_true", help="do not log the files to the parent run")
-    return parser.parse_args(argv)
-
-
-def training_tracking() -> TrackingConfig:
-    """The `tracking` section of the training config as composed by default (conf/train.yaml)."""
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="report"):
-        section = compose(config_name="train").tracking
-    return TrackingConfig(**OmegaConf.to_container(section, resolve=True))
+REPORT = Command(
+    prog="python -m facebias.report",
+    config_name="report",
+    summary="The study's results table of a sweep's runs (mean and 95 % interval per experiment, the best and those "
+            "not distinguishable from it marked), as Markdown, CSV, HTML and a plot; logged to the sweep's parent "
+            "run under report/.",
+    descriptions={
+        "parent": "parent run of the sweep (null: the most recent sweep)",
+        "split": f"metrics of this split: {', '.join(SPLITS)}",
+        "out": "output folder (null: multirun/reports/<parent run id>)",
+        "log": "log the files to the parent run under report/",
+        "tracking_uri": "MLflow store to read and mark (null: as training finds it: MLFLOW_TRACKING_URI, "
+                        "tracking.uri, else ./<tracking.store_dir>/mlflow.db)",
+        "tracking.experiment": "MLflow experiment of the sweep",
+        "tracking.store_dir": "folder of the default SQLite store",
+    },
+    flags={"--parent": "parent", "--experiment": "tracking.experiment", "--tracking-uri": "tracking_uri",
+           "--split": "split", "--out": "out", "--no-log": "log=false"},
+)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors print `error: <sentence>` on stderr and return 1."""
-    args = parse_args(argv)
+def report_store(cfg: DictConfig) -> TrackingStore:
+    """The one store the report reads runs from and marks dead runs in: `tracking_uri` if given, else as training
+    finds it."""
+    section = TrackingConfig(**OmegaConf.to_container(cfg.tracking, resolve=True))  # type: ignore[arg-type]
+    store = tracking_store(section, Path.cwd(), cfg.tracking_uri or None)
+    if store is None:
+        raise ConfigError("tracking=none leaves the report no runs to read: drop it, or give tracking_uri=<MLflow "
+                          "store>.")
+    return store
+
+
+def report(cfg: DictConfig) -> int:
+    """Build, write, print and (unless log=false) log the report of the sweep `cfg` names."""
+    if cfg.split not in SPLITS:
+        raise ConfigError(f"split={cfg.split} is invalid; accepted: {', '.join(SPLITS)}.")
+    if not isinstance(cfg.log, bool):
+        raise ConfigError(f"log={cfg.log} is invalid; accepted: true, false.")
+    store = report_store(cfg)
+    parent, children = load_sweep(store, None if cfg.parent is None else str(cfg.parent))
+    folder = Path(cfg.out) if cfg.out else Path("multirun") / "reports" / parent.info.run_id
     try:
-        tracking = training_tracking()
-        tracking_uri = args.tracking_uri or resolve_tracking_uri(tracking, Path.cwd())
-        experiment = args.experiment or tracking.experiment
-        parent, children = load_sweep(tracking_uri, experiment, args.parent)
-        folder = args.out or Path("multirun") / "reports" / parent.info.run_id
-        table, paths = build_report(tracking_uri, parent, children, folder, args.split, not args.no_log)
-    except (FacebiasError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        table, paths = build_report(store, parent, children, folder, cfg.split, cfg.log)
+    except OSError as error:
+        raise StorageError(f"could not write the report into {folder}: {error.strerror or error}.") from error
     print(format_markdown(table))
     print()
     print(f"wrote {', '.join(path.name for path in paths)} to {folder}")
-    if not args.no_log:
+    if cfg.log:
         print(f"logged them to run {parent.info.run_id} under artifact path report/")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; user errors print `error: <sentence>` on stderr and return 1 (2 for a bad key)."""
+    return run_command(REPORT, argv, report)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""A sweep's report from its MLflow runs: load the children (marking those whose process died KILLED; to compare
-single runs, their predictions too), build the table, write results.md/.csv/.html/.png and log them to the sweep's
-parent run under `report/`."""
+"""A sweep's report from its MLflow runs: load the children (marking those whose process died KILLED; for
+experiments of ≥ 3 seeds, their predictions too), build the table, write results.md/.csv/.html/.png and log them
+to the sweep's parent run under `report/`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from facebias.config import TrackingConfig
+from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+from facebias.liveness import mark_dead_children
 from facebias.report.plot import plot_results
 from facebias.report.render import format_html, format_markdown, notes
+from facebias.report.significance import MIN_SEEDS
 from facebias.report.table import experiment_names, results_table
-from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
-from facebias.run.liveness import mark_dead_children
 from facebias.tracking.queries import download_artifact, load_sweep_runs
 from facebias.tracking.runs import log_folder
+from facebias.tracking.store import TrackingStore
 
 REPORT_FILES: tuple[str, ...] = ("results.md", "results.csv", "results.html", "results.png")
 
@@ -40,54 +41,53 @@ def report_title(parent_run_id: str, parent_run_name: str | None, split: str) ->
     return f"facebias results, {split} split — sweep {name}"
 
 
-def single_run_predictions(tracking_uri: str, children: pd.DataFrame, split: str) -> dict[str, pd.DataFrame]:
-    """run id → predictions_<split>.csv of each FINISHED child, when every experiment has exactly one run (the
-    paired bootstrap compares them on the same images); empty otherwise or for runs without the artifact."""
+def run_predictions(store: TrackingStore, children: pd.DataFrame, split: str) -> dict[str, pd.DataFrame]:
+    """run id → predictions_<split>.csv of each FINISHED child, when every experiment has at least MIN_SEEDS runs
+    (the two-level bootstrap resamples their test images); empty otherwise; runs without the artifact are left
+    out (the table then says why it marks no best set)."""
     if children is None or children.empty or "status" not in children:
         return {}
     finished = children[children["status"] == "FINISHED"]
-    if finished.empty or experiment_names(finished).value_counts().max() != 1:
+    if finished.empty or experiment_names(finished).value_counts().min() < MIN_SEEDS:
         return {}
     frames = {}
     with tempfile.TemporaryDirectory(prefix="facebias-report-") as scratch:
         for run_id in finished["run_id"]:
-            path = download_artifact(tracking_uri, str(run_id), f"predictions_{split}.csv", Path(scratch) / run_id)
+            path = download_artifact(store, str(run_id), f"predictions_{split}.csv", Path(scratch) / run_id)
             if path is not None:
                 frames[str(run_id)] = pd.read_csv(path)
     return frames
 
 
-def build_report(tracking_uri: str, parent, children: pd.DataFrame, folder: Path, split: str,
+def build_report(store: TrackingStore, parent, children: pd.DataFrame, folder: Path, split: str,
                  log: bool) -> tuple[pd.DataFrame, list[Path]]:
     """Table, files and (if `log`) the `report` artifacts of a loaded sweep."""
     run_id = parent.info.run_id
-    predictions = single_run_predictions(tracking_uri, children, split)
+    predictions = run_predictions(store, children, split)
     table = results_table(children, split, parent_run_id=run_id, predictions=predictions)
     paths = write_report(table, folder, report_title(run_id, getattr(parent.info, "run_name", None), split))
     if log:
-        log_folder(tracking_uri, run_id, folder, "report")
+        log_folder(store, run_id, folder, "report")
     return table, paths
 
 
-def load_sweep(tracking_uri: str, experiment: str, parent_run_id: str | None = None):
+def load_sweep(store: TrackingStore, parent_run_id: str | None = None):
     """The sweep's parent run and its children (the given sweep, else the most recent); children left RUNNING by a
-    process that died (their folder is on this machine, its lock free) are marked KILLED first, and said so."""
-    parent, children = load_sweep_runs(tracking_uri, experiment, parent_run_id,
-                                       parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    process that died (their folder is on this machine, its lock free) are marked KILLED first, in the same store,
+    and said so."""
+    parent, children = load_sweep_runs(store, parent_run_id, parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     if children is None or children.empty or not (children["status"] == "RUNNING").any():
         return parent, children
-    tracking = TrackingConfig(uri=tracking_uri, experiment=experiment)
-    marked = mark_dead_children(tracking, Path.cwd(), parent.info.run_id, "the report of its sweep")
+    marked = mark_dead_children(store, parent.info.run_id, "the report of its sweep")
     if not marked:
         return parent, children
     print(f"run(s) {', '.join(marked)} of the sweep died without ending and are marked KILLED.", file=sys.stderr)
-    return load_sweep_runs(tracking_uri, experiment, parent.info.run_id,
-                           parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    return load_sweep_runs(store, parent.info.run_id, parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
 
 
-def report_for_parent(tracking_uri: str, experiment: str, parent_run_id: str, folder: Path, split: str = "test",
-                      *, log: bool = True) -> pd.DataFrame:
+def report_for_parent(store: TrackingStore, parent_run_id: str, folder: Path, split: str = "test", *,
+                      log: bool = True) -> pd.DataFrame:
     """Load a sweep's runs, build the table, write the files into `folder` and log them to the parent run."""
-    parent, children = load_sweep(tracking_uri, experiment, parent_run_id)
-    table, _ = build_report(tracking_uri, parent, children, Path(folder), split, log)
+    parent, children = load_sweep(store, parent_run_id)
+    table, _ = build_report(store, parent, children, Path(folder), split, log)
     return table

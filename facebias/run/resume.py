@@ -12,10 +12,11 @@ from pathlib import Path
 
 from facebias.config import TrainConfig
 from facebias.errors import ConfigError
-from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
-from facebias.run.liveness import Holder, RunLock, RunStillRunningError, claim_dead_run, still_running
+from facebias.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG
+from facebias.liveness import Holder, RunLock, RunStillRunningError, claim_dead_run, still_running
 from facebias.tracking.queries import logged_history, logged_metric_keys, run_state, unfinished_runs
 from facebias.tracking.recorder import Recorder
+from facebias.tracking.store import TrackingStore
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from facebias.training.history import CURVE_KEYS, CurveHistory
 
@@ -30,20 +31,20 @@ class ResumeTarget:
     lock: RunLock
 
 
-def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
+def find_resume_target(config: TrainConfig, fingerprint: str, store: TrackingStore | None) -> ResumeTarget | None:
     """The run `config.resume` names (auto: the newest unfinished run of this config with a checkpoint), or None.
 
     Unfinished runs whose process died are marked KILLED on the way; a run a live process holds is never resumed.
     """
     if config.resume is None:
         return None
-    if not config.tracking.enabled:
+    if store is None:
         raise ConfigError(f"resume={config.resume} needs MLflow tracking: drop tracking=none, or drop resume.")
     if config.resume == "auto":
-        return _find_auto(config, fingerprint, base_dir)
-    state = run_state(config.tracking, base_dir, config.resume)
+        return _find_auto(fingerprint, store)
+    state = run_state(store, config.resume)
     if state is None:
-        raise ConfigError(f"resume={config.resume}: the MLflow experiment {config.tracking.experiment!r} has no "
+        raise ConfigError(f"resume={config.resume}: the MLflow experiment {store.experiment!r} has no "
                           "such run; give the id of a killed run, or resume=auto.")
     status, tags = state
     if tags.get(FINGERPRINT_TAG) != fingerprint:
@@ -53,8 +54,7 @@ def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) ->
     if not folder or not Path(folder).is_dir():
         raise ConfigError(f"resume={config.resume}: that run's output folder {folder} is not on this machine; "
                           "resume it where it ran.")
-    lock = claim_dead_run(config.tracking, base_dir, config.resume, status, Path(folder),
-                          f"resume={config.resume}")
+    lock = claim_dead_run(store, config.resume, status, Path(folder), f"resume={config.resume}")
     if isinstance(lock, Holder):
         raise RunStillRunningError(still_running(config.resume, lock))
     checkpoint = load_checkpoint(checkpoint_path(Path(folder)))
@@ -65,14 +65,13 @@ def find_resume_target(config: TrainConfig, fingerprint: str, base_dir: Path) ->
     return ResumeTarget(config.resume, Path(folder), checkpoint, lock)
 
 
-def _find_auto(config: TrainConfig, fingerprint: str, base_dir: Path) -> ResumeTarget | None:
+def _find_auto(fingerprint: str, store: TrackingStore) -> ResumeTarget | None:
     """resume=auto: the newest unfinished run of this config whose process died and that has a checkpoint."""
     died_early = []
-    for run_id, status, folder in unfinished_runs(config.tracking, base_dir, {FINGERPRINT_TAG: fingerprint},
-                                                  OUTPUT_DIR_TAG):
+    for run_id, status, folder in unfinished_runs(store, {FINGERPRINT_TAG: fingerprint}, OUTPUT_DIR_TAG):
         if not folder or not Path(folder).is_dir():
             continue  # its folder is not on this machine: whether it lives cannot be told from here
-        lock = claim_dead_run(config.tracking, base_dir, run_id, status, Path(folder), "resume=auto")
+        lock = claim_dead_run(store, run_id, status, Path(folder), "resume=auto")
         if isinstance(lock, Holder):
             print(still_running(run_id, lock))
             continue

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebias.config import TrainConfig
-from facebias.run.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG, PROCESS_TAG, config_fingerprint, run_tags
-from facebias.run.liveness import lock_run
+from facebias.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG, PROCESS_TAG, config_fingerprint, run_tags
+from facebias.liveness import lock_run
+from facebias.run.plan import RunPlan
 from facebias.run.resume import find_resume_target
 from facebias.startup import keras_without_sklearn
-from facebias.tracking.store import connect
+from facebias.tracking.store import TrackingStore, connect
 
 if TYPE_CHECKING:
     from facebias.run.recipe import RunResult
@@ -28,7 +29,7 @@ def train(
     *,
     resolved: dict[str, Any],
     output_dir: Path,
-    base_dir: Path,
+    store: TrackingStore | None,
     choices: Mapping[str, str | None],
     parent_run_id: str | None = None,
     extra_tags: Mapping[str, str] | None = None,
@@ -36,12 +37,13 @@ def train(
 ) -> RunResult:
     """Train and evaluate one composed run, recording everything in one MLflow run.
 
-    In a sweep, the run is a child of `parent_run_id` and carries `extra_tags` (job number, fingerprint).
+    `store` is where the run is recorded (None: tracking disabled). In a sweep, the run is a child of
+    `parent_run_id` and carries `extra_tags` (job number, fingerprint).
     """
-    if config.tracking.enabled:
-        connect(config.tracking, base_dir)
+    if store is not None:
+        connect(store)
     fingerprint = config_fingerprint(resolved)
-    target = find_resume_target(config, fingerprint, base_dir)
+    target = find_resume_target(config, fingerprint, store)
     if target is not None:
         output_dir = target.output_dir
         print(f"resuming run {target.run_id} from its checkpoint in {output_dir} (stage "
@@ -51,4 +53,4 @@ def train(
                 PROCESS_TAG: lock.holder.describe(), **(extra_tags or {})}
         with keras_without_sklearn():
             from facebias.run.recipe import run_locked
-        return run_locked(config, resolved, output_dir, base_dir, tags, parent_run_id, on_run_open, target)
+        return run_locked(RunPlan(config, resolved, output_dir, store, tags, parent_run_id, on_run_open, target))

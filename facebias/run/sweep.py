@@ -24,17 +24,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+import facebias.identity as identity
 from facebias.config import TrackingConfig
 from facebias.errors import FacebiasError
+from facebias.identity import config_fingerprint, sweep_key
 from facebias.io import write_json, write_text
-from facebias.run import identity
-from facebias.run.identity import config_fingerprint, sweep_key
-from facebias.run.liveness import mark_dead_children
+from facebias.liveness import mark_dead_children
 from facebias.run.sweep_progress import SweepProgress, sweep_size
 from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
-from facebias.tracking.store import resolve_tracking_uri
+from facebias.tracking.store import TrackingStore, tracking_store
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ OBJECTIVE = "val/mae"
 """What a job returns to Hydra's sweeper: a validation metric, never a test one (no tuning on the test split)."""
 BIAS_OBJECTIVE = "val/mean_bias"
 """The second objective of a two-objective search (+search=fair_pareto): the mean of the four validation biases."""
+TRIAL_ENV = "FACEBIAS_SEARCH_TRIAL"
+"""Set by the search's sweeper (facebias.search) in each job of a trial, via hydra.job.env_set: the trial's number."""
+TRIAL_TAG = "facebias.trial"
+"""On a job's run in a search: the number of the Optuna trial it is a seed of."""
 
 
 def sweep_objectives(sweeper: Any) -> tuple[str, ...]:
@@ -64,8 +68,11 @@ def objective_values(metrics: Mapping[str, float], objectives: tuple[str, ...]) 
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _tracking_config(config: DictConfig) -> TrackingConfig:
-    return TrackingConfig(**OmegaConf.to_container(config.tracking, resolve=True))
+def sweep_store(config: DictConfig) -> TrackingStore | None:
+    """The store of a multirun (None: tracking disabled): its `tracking` section, with a relative store folder under
+    the directory the sweep command was started in (hydra.runtime.cwd), as its jobs resolve it."""
+    section = TrackingConfig(**OmegaConf.to_container(config.tracking, resolve=True))  # type: ignore[arg-type]
+    return tracking_store(section, Path(config.hydra.runtime.cwd))
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,6 @@ class SweepTracking(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.finished = False
-        self.objectives: tuple[str, ...] = (OBJECTIVE,)
         self.progress: SweepProgress | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -109,45 +115,42 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
-        tracking_config = _tracking_config(config)
-        if not tracking_config.enabled:
+        store = sweep_store(config)
+        if store is None:
             return
-        self.objectives = sweep_objectives(getattr(config.hydra, "sweeper", None))
-        base_dir = Path.cwd()
         sweep_dir = Path(config.hydra.sweep.dir)
         task_overrides = list(config.hydra.overrides.task)
         command = "python -m facebias.train " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
         tags = {identity.SWEEP_COMMAND_TAG: command, identity.SWEEP_DIR_TAG: str(sweep_dir.resolve())}
         name = str(config.get("sweep_name") or "sweep")
         self.parent_run_id = open_sweep_parent(
-            tracking_config, base_dir, name,
-            where={identity.SWEEP_KEY_TAG: sweep_key(task_overrides, tracking_config.experiment)},
+            store, name,
+            where={identity.SWEEP_KEY_TAG: sweep_key(task_overrides, store.experiment)},
             tags={**tags, identity.SWEEP_ROLE_TAG: identity.SWEEP_PARENT_ROLE},
             reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG],
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_json(sweep_dir / PARENT_FILE, {"parent_run_id": self.parent_run_id})
-        marked = mark_dead_children(tracking_config, base_dir, self.parent_run_id, "the rerun of its sweep")
+        marked = mark_dead_children(store, self.parent_run_id, "the rerun of its sweep")
         if marked:
             log.warning("job run(s) %s of this sweep died without ending: marked KILLED", ", ".join(marked))
         log.info("MLflow parent run of this sweep: %s (%s)", self.parent_run_id, name)
-        atexit.register(self._finish, tracking_config, base_dir, sweep_dir, False)
+        atexit.register(self._finish, store, sweep_dir, False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.progress is not None:
             self.progress.stop()
-        tracking_config = _tracking_config(config)
-        if not tracking_config.enabled or self.parent_run_id is None:
+        store = sweep_store(config)
+        if store is None or self.parent_run_id is None:
             return
-        failed = self._finish(tracking_config, Path.cwd(), Path(config.hydra.sweep.dir), True)
+        failed = self._finish(store, Path(config.hydra.sweep.dir), True)
         if failed:
             summary = "; ".join(outcome.describe() for outcome in failed)
             print(f"error: {len(failed)} job(s) of the sweep failed (the others ran): {summary}", file=sys.stderr)
             # Hydra turns a callback's exception into a warning; the sweep command must still exit non-zero.
             raise SystemExit(1)
 
-    def _finish(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path, completed: bool
-                ) -> list[JobOutcome]:
+    def _finish(self, store: TrackingStore, sweep_dir: Path, completed: bool) -> list[JobOutcome]:
         """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short).
 
         A tracking server that is away is waited for (up to tracking.offline_after_s), as the jobs' runs do."""
@@ -156,43 +159,36 @@ class SweepTracking(Callback):
         self.finished = True
         if self.progress is not None:
             self.progress.stop()
-        wait_for_server(resolve_tracking_uri(tracking_config, base_dir), tracking_config.offline_after_s)
-        marked = mark_dead_children(tracking_config, base_dir, self.parent_run_id, "the end of its sweep")
+        wait_for_server(store.uri, store.offline_after_s)
+        marked = mark_dead_children(store, self.parent_run_id, "the end of its sweep")
         if marked:
             log.warning("job run(s) %s of this sweep ended without ending their run (e.g. cancelled): marked KILLED",
                         ", ".join(marked))
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
-        note = self._attach_report(tracking_config, base_dir, sweep_dir)
+        note = self._attach_report(store, sweep_dir)
         if note:
             tags[identity.NOTE_TAG] = note
         multirun = sweep_dir / "multirun.yaml"
         if multirun.is_file():
-            log_file(resolve_tracking_uri(tracking_config, base_dir), self.parent_run_id, multirun)
+            log_file(store, self.parent_run_id, multirun)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
-        end_run(tracking_config, base_dir, self.parent_run_id, status, tags)
+        end_run(store, self.parent_run_id, status, tags)
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
-    def _attach_report(self, tracking_config: TrackingConfig, base_dir: Path, sweep_dir: Path) -> str | None:
+    def _attach_report(self, store: TrackingStore, sweep_dir: Path) -> str | None:
         """Write and log the results table; returns results.md (the parent's description), or None without one."""
         from facebias.report.build import report_for_parent
         from facebias.report.render import format_markdown
 
-        uri = resolve_tracking_uri(tracking_config, base_dir)
         log.info("writing the results table of the sweep")
         try:
-            table = report_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "report")
+            table = report_for_parent(store, self.parent_run_id, sweep_dir / "report")
         except FacebiasError as error:
             log.warning("no results table for this sweep: %s", error)
             return None
         log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
-        if len(self.objectives) == 2:
-            from facebias.report.pareto import pareto_for_parent
-
-            front = pareto_for_parent(uri, tracking_config.experiment, self.parent_run_id, sweep_dir / "pareto",
-                                      self.objectives)
-            log.info("Pareto front of the search (also in %s):\n%s", sweep_dir / "pareto", front.to_string())
         return (sweep_dir / "report" / "results.md").read_text(encoding="utf-8")
 
 
@@ -206,11 +202,13 @@ def run_sweep_job(
     train: TrainFunction,
     run_name: str,
     tags: Mapping[str, str],
+    store: TrackingStore | None,
 ) -> float | tuple[float, ...] | None:
     """Run one job of a sweep as a child of the sweep's parent run; never raises (the outcome is recorded).
 
-    `config` is the validated TrainConfig or the ConfigError that validation raised. A tracking server that is away
-    when the job starts is waited for (up to tracking.offline_after_s): an outage between jobs does not fail them.
+    `config` is the validated TrainConfig or the ConfigError that validation raised; `store` is where the sweep is
+    recorded (None: tracking disabled). A tracking server that is away when the job starts is waited for (up to
+    tracking.offline_after_s): an outage between jobs does not fail them.
     """
     sweep_dir = Path(hydra_config.sweep.dir)
     num = int(hydra_config.job.num)
@@ -219,17 +217,18 @@ def run_sweep_job(
     parent_run_id = json.loads(parent_file.read_text())["parent_run_id"] if parent_file.exists() else None
     fingerprint = config_fingerprint(resolved)
     objectives = sweep_objectives(getattr(hydra_config, "sweeper", None))
+    trial = hydra_config.job.env_set.get(TRIAL_ENV)
     job_tags = {**tags, identity.JOB_NUM_TAG: str(num), identity.FINGERPRINT_TAG: fingerprint,
-                SOURCE_NAME_TAG: str(ENTRY_POINT)}
+                SOURCE_NAME_TAG: str(ENTRY_POINT), **({TRIAL_TAG: str(trial)} if trial is not None else {})}
     opened: list[str] = []
     (sweep_dir / JOBS_FOLDER).mkdir(parents=True, exist_ok=True)
     write_text(sweep_dir / JOBS_FOLDER / f"{num}.started", " ".join(o for o in overrides if not o.startswith("hydra.")))
     try:
         if isinstance(config, Exception):
             raise config
-        if parent_run_id and config.tracking.enabled:
-            wait_for_server(resolve_tracking_uri(config.tracking, Path.cwd()), config.tracking.offline_after_s)
-            done = finished_child(config.tracking, Path.cwd(), parent_run_id, {identity.FINGERPRINT_TAG: fingerprint})
+        if parent_run_id and store is not None:
+            wait_for_server(store.uri, store.offline_after_s)
+            done = finished_child(store, parent_run_id, {identity.FINGERPRINT_TAG: fingerprint})
             if done is not None:
                 log.info("job %d already FINISHED as run %s with the same config: skipped", num, done.info.run_id)
                 write_outcome(sweep_dir, JobOutcome(num, overrides, "skipped", done.info.run_id))
@@ -240,9 +239,8 @@ def run_sweep_job(
     except Exception as error:
         message = "".join(traceback.format_exception_only(type(error), error)).strip()
         log.error("job %d failed: %s", num, message)
-        if not opened and parent_run_id and resolved.get("tracking", {}).get("enabled"):
-            tracking_config = TrackingConfig(**resolved["tracking"])
-            opened.append(record_failed_run(tracking_config, Path.cwd(), run_name, job_tags, parent_run_id, message))
+        if not opened and parent_run_id and store is not None:
+            opened.append(record_failed_run(store, run_name, job_tags, parent_run_id, message))
         write_outcome(sweep_dir, JobOutcome(num, overrides, "failed", opened[0] if opened else None, message))
         return None
     write_outcome(sweep_dir, JobOutcome(num, overrides, "finished", result.run_id))

@@ -1,7 +1,7 @@
 """Everything MLflow: where runs are recorded, what a run records (riding out server outages), reading runs back.
 
 The rest of the project talks to a `recorder.Recorder`; only this package imports mlflow. It knows no facebias tag
-names (they live in `facebias.run.identity`): callers pass the tags they match on. Import from the modules:
+names (they live in `facebias.identity`): callers pass the tags they match on. Import from the modules:
 
 - `store`: which store (the tracking URI), one MlflowClient per URI, the experiment, SQLite contention retries.
 - `server`: whether a tracking server answers, and the one sentence for a store that cannot be used.

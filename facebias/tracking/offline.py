@@ -25,7 +25,7 @@ OFFLINE_FORMAT = "facebias-offline-run/1"
 
 def sync_command(folder: Path) -> str:
     """The command that uploads an offline run folder."""
-    return f"python -m facebias.sync {shlex.quote(str(folder))}"
+    return f"python -m facebias.sync {shlex.quote(f'folder={folder}')}"
 
 
 @dataclass

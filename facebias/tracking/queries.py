@@ -1,7 +1,7 @@
 """Reading runs back, for resume, sweeps and the report: runs by tag, a run's tags and metric history, a sweep.
 
 Every query takes the tags it matches on (`where`: tag name → value); the names are the caller's business
-(`facebias.run.identity`).
+(`facebias.identity`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
 from facebias.tracking.recorder import MlflowRecorder, Recorder
-from facebias.tracking.store import client_for, connect, with_retries
+from facebias.tracking.store import TrackingStore, client_for, connect, with_retries
 
 
 def tag_filter(where: Mapping[str, str]) -> str:
@@ -22,22 +21,21 @@ def tag_filter(where: Mapping[str, str]) -> str:
     return " and ".join(f"tags.`{name}` = '{value}'" for name, value in where.items())
 
 
-def unfinished_runs(config: TrackingConfig, base_dir: Path, where: Mapping[str, str],
-                    read_tag: str) -> list[tuple[str, str, str | None]]:
+def unfinished_runs(store: TrackingStore, where: Mapping[str, str], read_tag: str) -> list[tuple[str, str, str | None]]:
     """(run id, status, its tag `read_tag`) of the experiment's runs tagged `where` that did not end FINISHED,
     newest first."""
-    client, _, experiment = connect(config, base_dir)
+    client, experiment = connect(store)
     runs = with_retries(lambda: client.search_runs([experiment], tag_filter(where),
                                                    order_by=["attributes.start_time DESC"]), "search the runs")
     return [(run.info.run_id, run.info.status, run.data.tags.get(read_tag)) for run in runs
             if run.info.status != "FINISHED"]
 
 
-def run_state(config: TrackingConfig, base_dir: Path, run_id: str) -> tuple[str, dict[str, str]] | None:
+def run_state(store: TrackingStore, run_id: str) -> tuple[str, dict[str, str]] | None:
     """The status and tags of run `run_id`, or None if the store has no such run."""
     from mlflow.exceptions import MlflowException
 
-    client, _, _ = connect(config, base_dir)
+    client, _ = connect(store)
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -59,21 +57,21 @@ def logged_metric_keys(recorder: Recorder) -> set[str]:
     return set(recorder.client.get_run(recorder.run_id).data.metrics)
 
 
-def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | None = None, *,
-                    parent_tags: Mapping[str, str]):
+def load_sweep_runs(store: TrackingStore, parent_run_id: str | None = None, *, parent_tags: Mapping[str, str]):
     """The parent run of a sweep (the given one, else the most recent run tagged `parent_tags`) and its children.
 
     Returns `(parent_run, children)`; `children` is a DataFrame with mlflow.search_runs' columns (run_id, status,
     tags.*, params.*, metrics.*). Raises TrackingError with a clear sentence when there is nothing to read. The store
-    is read through this URI's client: MLflow's process-wide tracking URI (and MLFLOW_TRACKING_URI) stay untouched.
+    is read through its URI's client: MLflow's process-wide tracking URI (and MLFLOW_TRACKING_URI) stay untouched.
     """
     from mlflow.exceptions import MlflowException
 
+    tracking_uri, experiment = store.uri, store.experiment
     client = client_for(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise TrackingError(f"no MLflow experiment named {experiment!r} in {tracking_uri}: run a sweep first, or "
-                            "name the experiment with --experiment.")
+                            "name the experiment with tracking.experiment=….")
     if parent_run_id:
         try:
             parent = client.get_run(parent_run_id)
@@ -85,7 +83,7 @@ def load_sweep_runs(tracking_uri: str, experiment: str, parent_run_id: str | Non
         )
         if not parents:
             raise TrackingError(f"no sweep found in experiment {experiment!r} of {tracking_uri}: run one with "
-                                "`python -m facebias.train -m 'experiment=glob(exp*)'`, or pass --parent RUN_ID.")
+                                "`python -m facebias.train -m 'experiment=glob(exp*)'`, or pass parent=<run id>.")
         parent = parents[0]
     children = all_runs(client, parent.info.experiment_id, tag_filter({"mlflow.parentRunId": parent.info.run_id}))
     return parent, runs_frame(children)
@@ -123,9 +121,9 @@ def runs_frame(runs: list) -> pd.DataFrame:
     return frame
 
 
-def finished_child(config: TrackingConfig, base_dir: Path, parent_run_id: str, where: Mapping[str, str]):
+def finished_child(store: TrackingStore, parent_run_id: str, where: Mapping[str, str]):
     """The FINISHED child run of `parent_run_id` tagged `where`, or None."""
-    client, _, experiment_id = connect(config, base_dir)
+    client, experiment_id = connect(store)
     runs = with_retries(
         lambda: client.search_runs(
             [experiment_id],
@@ -137,12 +135,12 @@ def finished_child(config: TrackingConfig, base_dir: Path, parent_run_id: str, w
     return runs[0] if runs else None
 
 
-def download_artifact(tracking_uri: str, run_id: str, artifact_path: str, folder: Path) -> Path | None:
+def download_artifact(store: TrackingStore, run_id: str, artifact_path: str, folder: Path) -> Path | None:
     """Download one artifact of run `run_id` into `folder`; returns the local path, or None when the run has no
     such artifact."""
     from mlflow.exceptions import MlflowException
 
-    client = client_for(tracking_uri)
+    client = client_for(store.uri)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return Path(with_retries(lambda: client.download_artifacts(run_id, artifact_path, str(folder)),

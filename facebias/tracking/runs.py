@@ -12,14 +12,14 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from facebias.config import TrackingConfig
 from facebias.tracking.offline import OFFLINE_FOLDER, OFFLINE_FORMAT, RunJournal
 from facebias.tracking.queries import tag_filter
 from facebias.tracking.recorder import LocalRecorder, MlflowRecorder, Recorder
 from facebias.tracking.server import access_error
-from facebias.tracking.store import client_for, connect, with_retries
+from facebias.tracking.store import TrackingStore, client_for, connect, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ def provenance_tags() -> dict[str, str]:
 
 
 @contextmanager
-def system_metrics(config: TrackingConfig, recorder: MlflowRecorder, resumed: bool) -> Iterator[None]:
-    """With `tracking.system_metrics`, MLflow's system-metrics monitor samples CPU, memory, disk, network (and GPU
-    where pynvml finds one) into `system/…` metrics while the block runs (every 10 s, or as
+def system_metrics(enabled: bool, recorder: MlflowRecorder, resumed: bool) -> Iterator[None]:
+    """When `enabled` (`tracking.system_metrics`), MLflow's system-metrics monitor samples CPU, memory, disk,
+    network (and GPU where pynvml finds one) into `system/…` metrics while the block runs (every 10 s, or as
     MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says)."""
-    if not config.system_metrics:
+    if not enabled:
         yield
         return
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -61,15 +61,16 @@ def system_metrics(config: TrackingConfig, recorder: MlflowRecorder, resumed: bo
 
 
 def open_mlflow_run(
-    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None,
+    store: TrackingStore, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None,
     offline_dir: Path | None = None, resume_run_id: str | None = None,
 ) -> MlflowRecorder:
     """Connect to the store, get or create the experiment, and start a RUNNING run.
 
-    With `offline_dir`, a server that stays away longer than `config.offline_after_s` makes the run continue
+    With `offline_dir`, a server that stays away longer than `store.offline_after_s` makes the run continue
     offline in that folder. With `resume_run_id`, that existing run is reopened (status RUNNING again) instead.
     """
-    client, tracking_uri, experiment = connect(config, base_dir)
+    client, experiment = connect(store)
+    tracking_uri = store.uri
     all_tags = {**provenance_tags(), **tags}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
@@ -84,13 +85,13 @@ def open_mlflow_run(
             run = with_retries(lambda: client.create_run(experiment, run_name=run_name, tags=all_tags),
                                "create the MLflow run")
     except Exception as error:
-        raise access_error(tracking_uri, error, config.experiment) from error
-    info = {"format": OFFLINE_FORMAT, "tracking_uri": tracking_uri, "experiment_name": config.experiment,
+        raise access_error(tracking_uri, error, store.experiment) from error
+    info = {"format": OFFLINE_FORMAT, "tracking_uri": tracking_uri, "experiment_name": store.experiment,
             "experiment_id": experiment, "run_id": run.info.run_id, "run_name": run.info.run_name,
             "start_time": run.info.start_time, "end_time": None, "status": "RUNNING"}
     journal = RunJournal(info, tags={**all_tags, "mlflow.runName": run.info.run_name})
     return MlflowRecorder(client, run.info.run_id, tracking_uri, experiment, journal, offline_dir,
-                          config.offline_after_s)
+                          store.offline_after_s)
 
 
 def _log_error_file(recorder: Recorder, output_dir: Path, error: BaseException) -> None:
@@ -107,35 +108,42 @@ def _error_text(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(error), error)).strip()
 
 
-@contextmanager
-def tracked_run(
-    config: TrackingConfig,
-    base_dir: Path,
-    output_dir: Path,
-    run_name: str,
-    tags: Mapping[str, str],
-    params: Mapping[str, str],
-    parent_run_id: str | None = None,
-    on_open: Callable[[str], None] | None = None,
-    resume_run_id: str | None = None,
-) -> Iterator[Recorder]:
-    """A run that always ends: FINISHED on success, KILLED on Ctrl-C or an exit request, FAILED (error logged) on
-    any error.
+@dataclass(frozen=True)
+class RunRequest:
+    """A training run to open: its name, output folder, tags and params; in a sweep, its parent run; `on_open(run id)`
+    called as soon as it exists; the earlier run it continues (`resume_run_id`); and whether MLflow samples system
+    metrics into it (`tracking.system_metrics`)."""
 
-    `on_open(run_id)` is called as soon as the run exists. If the tracking server goes away, records are kept
-    and resent; past `config.offline_after_s` the run is written to <output_dir>/tracking_offline/ instead.
-    With `resume_run_id`, that earlier run is reopened and continued rather than a new one started.
+    name: str
+    output_dir: Path
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    on_open: Callable[[str], None] | None = None
+    resume_run_id: str | None = None
+    system_metrics: bool = False
+
+
+@contextmanager
+def tracked_run(store: TrackingStore | None, request: RunRequest) -> Iterator[Recorder]:
+    """A run that always ends: FINISHED on success, KILLED on Ctrl-C or an exit request, FAILED (error logged) on
+    any error; with no store (tracking disabled), a `LocalRecorder` writing into the output folder.
+
+    If the tracking server goes away, records are kept and resent; past `store.offline_after_s` the run is written
+    to <output_dir>/tracking_offline/ instead. With `request.resume_run_id`, that earlier run is reopened and
+    continued rather than a new one started.
     """
-    if not config.enabled:
+    output_dir = request.output_dir
+    if store is None:
         yield LocalRecorder(output_dir)
         return
-    recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id, output_dir / OFFLINE_FOLDER,
-                               resume_run_id)
-    if on_open is not None:
-        on_open(recorder.run_id)
+    recorder = open_mlflow_run(store, request.name, request.tags, request.parent_run_id, output_dir / OFFLINE_FOLDER,
+                               request.resume_run_id)
+    if request.on_open is not None:
+        request.on_open(recorder.run_id)
     try:
-        recorder.log_params(params)
-        with system_metrics(config, recorder, resume_run_id is not None):
+        recorder.log_params(request.params)
+        with system_metrics(request.system_metrics, recorder, request.resume_run_id is not None):
             yield recorder
     except (KeyboardInterrupt, SystemExit) as interruption:
         # Ctrl-C, or a process told to exit mid-run (submitit does so when Slurm preempts a job or its time is up)
@@ -156,20 +164,20 @@ def tracked_run(
 
 
 def record_failed_run(
-    config: TrackingConfig, base_dir: Path, run_name: str, tags: Mapping[str, str], parent_run_id: str, error: str
+    store: TrackingStore, run_name: str, tags: Mapping[str, str], parent_run_id: str, error: str
 ) -> str:
     """A FAILED child run for a job that failed before its own run existed (e.g. a bad value for that job)."""
-    recorder = open_mlflow_run(config, base_dir, run_name, tags, parent_run_id)
+    recorder = open_mlflow_run(store, run_name, tags, parent_run_id)
     recorder.set_tags({"error": error})
     recorder.terminate("FAILED")
     return recorder.run_id
 
 
-def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, *, where: Mapping[str, str],
+def open_sweep_parent(store: TrackingStore, name: str, *, where: Mapping[str, str],
                       tags: Mapping[str, str], reopened_tags: Mapping[str, str], stale_tags: Iterable[str]) -> str:
     """The parent run of a sweep: the latest run tagged `where`, reopened (RUNNING again, its `stale_tags` deleted,
     `reopened_tags` added), else a new run `name`; either way tagged `tags` and `where`."""
-    client, _, experiment_id = connect(config, base_dir)
+    client, experiment_id = connect(store)
     found = with_retries(
         lambda: client.search_runs(
             [experiment_id], tag_filter(where), order_by=["attributes.start_time DESC"], max_results=1,
@@ -189,23 +197,23 @@ def open_sweep_parent(config: TrackingConfig, base_dir: Path, name: str, *, wher
     return run_id
 
 
-def end_run(config: TrackingConfig, base_dir: Path, run_id: str, status: str, tags: Mapping[str, str]) -> None:
+def end_run(store: TrackingStore, run_id: str, status: str, tags: Mapping[str, str]) -> None:
     """Tag run `run_id` (a sweep's parent, or a run whose process died) and end it with `status`."""
-    client, _, _ = connect(config, base_dir)
+    client, _ = connect(store)
     if tags:
         set_run_tags(client, run_id, tags)
     with_retries(lambda: client.set_terminated(run_id, status), "end the run")
 
 
-def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+def log_folder(store: TrackingStore, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
     """Log every file of `folder` as artifacts of run `run_id`."""
-    client = client_for(tracking_uri)
+    client = client_for(store.uri)
     with_retries(lambda: client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
 
 
-def log_file(tracking_uri: str, run_id: str, file: Path, artifact_path: str | None = None) -> None:
+def log_file(store: TrackingStore, run_id: str, file: Path, artifact_path: str | None = None) -> None:
     """Log one file as an artifact of run `run_id`."""
-    client = client_for(tracking_uri)
+    client = client_for(store.uri)
     with_retries(lambda: client.log_artifact(run_id, str(file), artifact_path), "log an artifact")
 
 

@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from facebias.config import TrackingConfig
@@ -23,24 +24,45 @@ RETRY_MESSAGE = "the tracking store is busy"
 """How a retried store request starts its log line (benchmarks/parallel_tracking_stores.py counts them)."""
 
 
-def resolve_tracking_uri(config: TrackingConfig, base_dir: Path) -> str:
-    """MLFLOW_TRACKING_URI if set, else `tracking.uri`, else SQLite at <base_dir>/<store_dir>/mlflow.db."""
-    from_env = os.environ.get("MLFLOW_TRACKING_URI")
-    if from_env:
-        return from_env
-    if config.uri:
-        return config.uri
-    store = (base_dir / config.store_dir).resolve()
-    store.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}"
+@dataclass(frozen=True)
+class TrackingStore:
+    """Where runs are recorded, resolved once where a command starts (`tracking_store`) and passed down as it is.
+
+    `uri` is MLflow's tracking URI, `experiment` the experiment's name, `artifact_location` where a new experiment
+    keeps its artifacts (None: the store decides), `offline_after_s` how long a tracking server may stay away before
+    a run continues offline. Credentials are not held here: MLflow reads MLFLOW_TRACKING_USERNAME / _PASSWORD /
+    _TOKEN from the environment on each request, so they never reach a log line, a pickled job or a repr.
+    """
+
+    uri: str
+    experiment: str
+    artifact_location: str | None = None
+    offline_after_s: float = 300.0
 
 
-def default_artifact_location(config: TrackingConfig, base_dir: Path, tracking_uri: str) -> str | None:
-    """Artifacts of a local SQLite store go under <store_dir>/artifacts; a server decides for itself."""
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a local SQLite store go into `artifacts/` beside its database; a server decides for itself."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     database = Path(tracking_uri.removeprefix("sqlite:///"))
     return (database.parent / "artifacts").as_uri()
+
+
+def tracking_store(config: TrackingConfig, base_dir: Path, uri: str | None = None) -> TrackingStore | None:
+    """The store runs go to, or None when tracking is disabled (and no `uri` given).
+
+    The URI is, first to last: `uri` (a command's own `tracking_uri=`), MLFLOW_TRACKING_URI, `tracking.uri`, else
+    SQLite at <base_dir>/<store_dir>/mlflow.db (the folder is created). `base_dir` is where the command was started
+    (Hydra's original working directory for a run).
+    """
+    if uri is None and not config.enabled:
+        return None
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+    if not chosen:
+        folder = (base_dir / config.store_dir).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        chosen = f"sqlite:///{folder / 'mlflow.db'}"
+    return TrackingStore(chosen, config.experiment, default_artifact_location(chosen), config.offline_after_s)
 
 
 TRANSIENT_STORE_ERRORS: tuple[str, ...] = ("database is locked", "already exists", "UNIQUE constraint failed")
@@ -120,14 +142,10 @@ def open_client(tracking_uri: str, experiment: str, artifact_location: str | Non
         raise access_error(tracking_uri, error, experiment) from error
 
 
-def connect(config: TrackingConfig, base_dir: Path):
-    """An MlflowClient on the configured store, its URI, and the id of the configured experiment (created if needed).
+def connect(store: TrackingStore):
+    """An MlflowClient on `store` and the id of its experiment (created if needed).
 
     MLflow's process-wide current store is left alone: setting it would export MLFLOW_TRACKING_URI, which would
     then win over the `tracking.uri` of later runs in this process and of every child process.
     """
-    tracking_uri = resolve_tracking_uri(config, base_dir)
-    client, experiment = open_client(
-        tracking_uri, config.experiment, default_artifact_location(config, base_dir, tracking_uri)
-    )
-    return client, tracking_uri, experiment
+    return open_client(store.uri, store.experiment, store.artifact_location)

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
 from facebias.io import write_json
 from facebias.tracking.offline import RunJournal, dataset_inputs
@@ -72,9 +71,9 @@ def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: 
     uri = tracking_uri or journal.info["tracking_uri"]
     if is_http(uri) and (reason := probe_server(uri)) is not None:
         raise TrackingError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it, or upload the run "
-                            "to another store with --tracking-uri URI.")
+                            "to another store with tracking_uri=URI.")
     experiment = journal.info["experiment_name"]
-    client, experiment_id = open_client(uri, experiment, default_artifact_location(TrackingConfig(), folder, uri))
+    client, experiment_id = open_client(uri, experiment, default_artifact_location(uri))
     run_id, created = _target_run(client, journal, folder, uri, experiment_id, origin_tag)
     params = [Param(k, v) for k, v in journal.params.items()]
     with_retries(lambda: client.log_batch(run_id, params=params), "log params")

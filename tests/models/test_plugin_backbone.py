@@ -57,11 +57,12 @@ def test_a_registered_backbone_with_its_yaml_trains_in_quick_mode(
     plugin_conf: Path, tiny_backbone: BackboneOption, tmp_path: Path
 ) -> None:
     from facebias.run.start import train
+    from facebias.tracking.store import tracking_store
 
     cfg = _compose(plugin_conf, [f"backbone={NAME}", "head=linear", "schedule=two_stage", *QUICK])
     config = to_train_config(cfg)
     result = train(config, resolved=OmegaConf.to_container(cfg, resolve=True), output_dir=tmp_path / "out",
-                   base_dir=tmp_path, choices={"backbone": NAME, "head": "linear"})
+                   store=tracking_store(config.tracking, tmp_path), choices={"backbone": NAME, "head": "linear"})
     assert config.backbone.name == NAME
     assert result.metrics["test/mae"] > 0
     model = tmp_path / "out" / "artifacts" / "model"

@@ -13,10 +13,11 @@ import pytest
 from conftest import compose_train, store_runs
 from mlflow.tracking import MlflowClient
 
-from facebias.config import TrainConfig, to_train_config
-from facebias.run.identity import FINGERPRINT_TAG, KILLED_REASON_TAG, OUTPUT_DIR_TAG
-from facebias.run.liveness import Holder, RunLock, RunStillRunningError, lock_run, read_holder, try_lock
+from facebias.config import TrackingConfig, TrainConfig, to_train_config
+from facebias.identity import FINGERPRINT_TAG, KILLED_REASON_TAG, OUTPUT_DIR_TAG
+from facebias.liveness import Holder, RunLock, RunStillRunningError, lock_run, read_holder, try_lock
 from facebias.run.resume import find_resume_target
+from facebias.tracking.store import TrackingStore, tracking_store
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
 
 FINGERPRINT = "f" * 20
@@ -24,6 +25,11 @@ FINGERPRINT = "f" * 20
 
 def _config(resume: str) -> TrainConfig:
     return to_train_config(compose_train(["trainer=smoke", f"resume={resume}"]))
+
+
+def _store(base_dir: Path) -> TrackingStore | None:
+    """The store of a run started in `base_dir`: <base_dir>/mlruns/mlflow.db."""
+    return tracking_store(TrackingConfig(), base_dir)
 
 
 def _unfinished_run(base_dir: Path, name: str, *, checkpoint: bool) -> tuple[str, Path]:
@@ -79,8 +85,8 @@ def test_a_run_held_by_a_live_process_is_never_resumed(tmp_path: Path, capsys: p
     with lock_run(folder) as lock:
         sentence = f"run {run_id} is still running ({lock.holder.describe()}): it is not resumed"
         with pytest.raises(RunStillRunningError, match="^" + re.escape(sentence)):
-            find_resume_target(_config(run_id), FINGERPRINT, tmp_path)
-        assert find_resume_target(_config("auto"), FINGERPRINT, tmp_path) is None
+            find_resume_target(_config(run_id), FINGERPRINT, _store(tmp_path))
+        assert find_resume_target(_config("auto"), FINGERPRINT, _store(tmp_path)) is None
         assert sentence in capsys.readouterr().out
     assert _status(tmp_path, run_id) == ("RUNNING", None), "a live run is left alone"
 
@@ -89,7 +95,7 @@ def test_resume_marks_dead_runs_killed_and_continues_the_one_with_a_checkpoint(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     resumable, _ = _unfinished_run(tmp_path, "older", checkpoint=True)
     died_early, _ = _unfinished_run(tmp_path, "newer", checkpoint=False)
-    target = find_resume_target(_config("auto"), FINGERPRINT, tmp_path)
+    target = find_resume_target(_config("auto"), FINGERPRINT, _store(tmp_path))
     try:
         assert target is not None and target.run_id == resumable
         assert isinstance(try_lock(target.output_dir), Holder), "the resumer holds the run's lock"
@@ -98,7 +104,7 @@ def test_resume_marks_dead_runs_killed_and_continues_the_one_with_a_checkpoint(
     for run_id in (resumable, died_early):
         status, reason = _status(tmp_path, run_id)
         assert status == "KILLED" and reason.startswith("its process died without ending the run"), run_id
-    again = find_resume_target(_config("auto"), FINGERPRINT, tmp_path)
+    again = find_resume_target(_config("auto"), FINGERPRINT, _store(tmp_path))
     again.lock.release()
     assert again.run_id == resumable
     assert "new run starts" not in capsys.readouterr().out
@@ -107,7 +113,7 @@ def test_resume_marks_dead_runs_killed_and_continues_the_one_with_a_checkpoint(
 def test_a_run_that_died_before_its_first_checkpoint_is_killed_and_a_new_run_starts(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_id, _ = _unfinished_run(tmp_path, "early", checkpoint=False)
-    assert find_resume_target(_config("auto"), FINGERPRINT, tmp_path) is None
+    assert find_resume_target(_config("auto"), FINGERPRINT, _store(tmp_path)) is None
     assert (f"resume=auto: run(s) {run_id} died before their first checkpoint and are marked KILLED, so a new run "
             "starts.") in capsys.readouterr().out
     assert _status(tmp_path, run_id)[0] == "KILLED"

@@ -38,6 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     It evaluates as a graph (`trainer.run_eagerly=false`), as the loaded model predicts: on this barely trained
     model, eager and graph predictions differ by up to 1e-3 relative, which would hide what the test compares."""
     from facebias.run.start import train
+    from facebias.tracking.store import tracking_store
 
     tmp = tmp_path_factory.mktemp("logged-model")
     uri = f"sqlite:///{tmp / 'store.db'}"
@@ -48,7 +49,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"
     try:
         result = train(config, resolved=OmegaConf.to_container(cfg, resolve=True), output_dir=tmp / "out",
-                       base_dir=tmp, choices={"backbone": "small_cnn", "head": "mlp"})
+                       store=tracking_store(config.tracking, tmp), choices={"backbone": "small_cnn", "head": "mlp"})
     finally:
         os.environ.pop("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL")
     test = load_dataset(config.data).test

@@ -71,6 +71,7 @@ def test_the_parents_description_is_its_results_table(quick_grid_store: Path) ->
 def test_a_report_then_a_run_in_one_process_records_where_the_runs_config_says(quick_grid_store: Path,
                                                                                  tmp_path: Path) -> None:
     from facebias.run.start import train
+    from facebias.tracking.store import tracking_store
 
     before = mlflow.get_tracking_uri()
     grid_store = f"sqlite:///{quick_grid_store / 'mlruns' / 'mlflow.db'}"
@@ -79,8 +80,9 @@ def test_a_report_then_a_run_in_one_process_records_where_the_runs_config_says(q
     assert "MLFLOW_TRACKING_URI" not in os.environ and mlflow.get_tracking_uri() == before
     own_store = f"sqlite:///{tmp_path / 'own.db'}"
     cfg = compose_train(["trainer=smoke", *QUICK_DATA, f"tracking.uri={own_store}", "tracking.experiment=own"])
-    result = train(to_train_config(cfg), resolved=OmegaConf.to_container(cfg, resolve=True),
-                   output_dir=tmp_path / "out", base_dir=tmp_path, choices={})
+    config = to_train_config(cfg)
+    result = train(config, resolved=OmegaConf.to_container(cfg, resolve=True), output_dir=tmp_path / "out",
+                   store=tracking_store(config.tracking, tmp_path), choices={})
     own = mlflow.MlflowClient(own_store)
     assert [run.info.run_id for run in own.search_runs([own.get_experiment_by_name("own").experiment_id])] == [
         result.run_id]

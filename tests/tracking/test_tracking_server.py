@@ -113,7 +113,7 @@ def test_a_server_away_past_the_limit_makes_the_run_offline_with_everything_it_r
     assert journal.params == {"seed": "0"}
     assert [(m["step"], m["value"]) for m in journal.metrics] == [(0, 1.0), (1, 0.5)]
     assert (folder / "artifacts" / "history.csv").read_text() == "epoch,loss\n"
-    assert f"python -m facebias.sync {folder}" in recorder.view_hint()
+    assert f"python -m facebias.sync folder={folder}" in recorder.view_hint()
 
 
 def test_ctrl_c_while_the_server_is_down_goes_offline_at_once_as_killed(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_a_server_that_stays_away_leaves_an_offline_run_that_sync_uploads(server
         process.kill()
     output = "".join(lines)
     folder = _output_dir(output) / OFFLINE_FOLDER
-    assert f"upload it with `python -m facebias.sync {folder}`" in output
+    assert f"upload it with `python -m facebias.sync folder={folder}`" in output
     journal = RunJournal.load(folder)
     assert journal.info["status"] == "FINISHED" and journal.info["run_id"]
     assert journal.params["backbone.name"] == "small_cnn"
@@ -287,7 +287,7 @@ def test_a_server_that_stays_away_leaves_an_offline_run_that_sync_uploads(server
     assert {path.name for path in (folder / "artifacts").iterdir()} >= ARTIFACTS
 
     server.start()
-    synced = _command(tmp_path, "facebias.sync", str(folder))
+    synced = _command(tmp_path, "facebias.sync", f"folder={folder}")
     assert synced.returncode == 0, synced.stderr[-3000:]
     assert f"continued run {journal.info['run_id']}, status FINISHED" in synced.stdout
     client = MlflowClient(server.uri)
@@ -361,7 +361,7 @@ def test_sync_to_an_unreachable_server_says_so(tmp_path: Path, capsys: pytest.Ca
     assert sync_main([str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip() == (
         f"error: cannot reach the MLflow tracking server at {uri} (connection refused): start it, or upload the run to "
-        "another store with --tracking-uri URI."
+        "another store with tracking_uri=URI."
     )
 
 

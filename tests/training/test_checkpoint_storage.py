@@ -22,6 +22,7 @@ import facebias.training.checkpoint as checkpoint_module
 from facebias.config import to_train_config
 from facebias.errors import StorageError
 from facebias.run.start import train
+from facebias.tracking.store import tracking_store
 from facebias.training.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 
 
@@ -67,8 +68,10 @@ def test_a_run_whose_checkpoint_cannot_be_written_fails_and_resumes(tmp_path: Pa
     resolved = OmegaConf.to_container(cfg, resolve=True)
     output_dir = tmp_path / "out"
     fill_the_disk_from(monkeypatch, 2)
+    config = to_train_config(cfg)
     with pytest.raises(StorageError) as caught:
-        train(to_train_config(cfg), resolved=resolved, output_dir=output_dir, base_dir=tmp_path, choices={})
+        train(config, resolved=resolved, output_dir=output_dir, store=tracking_store(config.tracking, tmp_path),
+              choices={})
     assert str(caught.value) == _sentence(output_dir / "checkpoint")
     _, runs = store_runs(tmp_path)
     assert [r.info.status for r in runs] == ["FAILED"]
@@ -80,7 +83,8 @@ def test_a_run_whose_checkpoint_cannot_be_written_fails_and_resumes(tmp_path: Pa
     resumed = to_train_config(compose_train(["trainer=smoke", "data.n_train=120", "data.n_valid=48",
                                              "data.n_test=48", "schedule=two_stage", "trainer.deterministic=true",
                                              "resume=auto"]))
-    result = train(resumed, resolved=resolved, output_dir=tmp_path / "elsewhere", base_dir=tmp_path, choices={})
+    result = train(resumed, resolved=resolved, output_dir=tmp_path / "elsewhere",
+                   store=tracking_store(resumed.tracking, tmp_path), choices={})
     _, runs = store_runs(tmp_path)
     assert [(r.info.run_id, r.info.status) for r in runs] == [(result.run_id, "FINISHED")]
     assert result.output_dir == output_dir

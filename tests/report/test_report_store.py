@@ -1,0 +1,50 @@
+"""The report reads runs from one store and marks its dead runs KILLED in that same store, whatever
+MLFLOW_TRACKING_URI says (two real SQLite stores, the real command in a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from test_report import cli_env, make_store
+
+from facebias.identity import KILLED_REASON_TAG, OUTPUT_DIR_TAG, PARENT_RUN_TAG
+
+
+def _snapshot(uri: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every experiment of a store with its runs' (id, status): what `untouched` compares."""
+    client = MlflowClient(uri)
+    return [(experiment.name, sorted((run.info.run_id, run.info.status)
+                                     for run in client.search_runs([experiment.experiment_id])))
+            for experiment in client.search_experiments()]
+
+
+@pytest.mark.parametrize("spelling", [("--tracking-uri", "{uri}"), ("tracking_uri={uri}",)],
+                         ids=["old-flag", "key-value"])
+def test_report_marks_dead_children_in_the_store_it_reads(tmp_path: Path, spelling: tuple[str, ...]) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    store_x, parent_id = make_store(tmp_path / "x")
+    store_y = f"sqlite:///{tmp_path / 'y' / 'mlflow.db'}"
+    before_y = _snapshot(store_y)
+    client_x = MlflowClient(store_x)
+    folder = tmp_path / "dead-job"  # its output folder is here and no process holds its lock: its process died
+    folder.mkdir()
+    dead = client_x.create_run(client_x.get_experiment_by_name("facebias").experiment_id,
+                               tags={PARENT_RUN_TAG: parent_id, OUTPUT_DIR_TAG: str(folder)}).info.run_id
+
+    args = [part.format(uri=store_x) for part in spelling]
+    result = subprocess.run([sys.executable, "-m", "facebias.report", *args, "log=false", f"out={tmp_path / 'r'}"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**cli_env(), "MLFLOW_TRACKING_URI": store_y})
+
+    assert result.returncode == 0, result.stderr
+    assert f"run(s) {dead} of the sweep died without ending and are marked KILLED." in result.stderr
+    marked = client_x.get_run(dead)
+    assert marked.info.status == "KILLED"
+    assert marked.data.tags[KILLED_REASON_TAG].startswith("its process died without ending the run; found by the "
+                                                          "report of its sweep")
+    assert _snapshot(store_y) == before_y, "the store MLFLOW_TRACKING_URI names is left untouched"
