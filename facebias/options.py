@@ -4,9 +4,7 @@ Config validation (facebias.config), the results table's display names (facebias
 `python -m facebias.train --help` all read these registries. Importing this module imports neither TensorFlow
 nor anything heavy: an entry names its implementation as a module path, imported only when it is used.
 
-Adding a backbone: its builder module (defining `MIN_INPUT_SIZE` and `from_config(config: BackboneConfig,
-input_size: int)`, which returns a Keras model named `backbone`), `conf/backbone/<name>.yaml`, and its entry: one
-line in BACKBONES below, or `BACKBONES.register(BackboneOption(...))` from a module of your own.
+Adding a backbone (or a head, weighting, data source): docs/development/extending.md.
 """
 
 from __future__ import annotations
