@@ -6,7 +6,7 @@
 # The server runs with the `python` on PATH (the environment facebias is installed in, with psycopg2-binary and
 # mlflow[auth]). Settings (environment variables):
 #   FACEBIAS_TEAM_SERVER_DIR   state: artifacts/, admin_password, server.log (default /var/lib/facebias-team-server)
-#   FACEBIAS_TEAM_SERVER_HOST  address to bind (default 127.0.0.1: this machine only; see README before changing it)
+#   FACEBIAS_TEAM_SERVER_HOST  address to bind (default 127.0.0.1: this machine only; see docs/user-guide/team-server.md before changing it)
 #   FACEBIAS_TEAM_SERVER_PORT  port (default 5000)
 #   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
 #   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)

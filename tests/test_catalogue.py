@@ -2,7 +2,7 @@
 
 Overrides Hydra cannot compose exit with status 2, config values with status 1, both before anything is loaded and
 before the MLflow store exists; data, weights and tracking failures end their run FAILED (or never start one).
-README's "When something goes wrong" lists the same messages.
+docs/user-guide/troubleshooting.md lists the same messages.
 """
 
 from __future__ import annotations
