@@ -21,7 +21,7 @@ from facebias.data.sources import load_dataset
 from facebias.io import write_text
 from facebias.progress import set_verbosity
 from facebias.run.identity import DATASET_DIGEST_TAG, FEATURE_CACHE_TAG, REPLICAS_TAG, run_name
-from facebias.run.mitigation import training_inputs, write_mitigation_artifacts
+from facebias.run.mitigation import prepare_mitigations, served_inputs, write_mitigation_artifacts
 from facebias.run.resume import ResumeTarget, restore_history, unlogged
 from facebias.runtime import (
     build_run_model,
@@ -29,7 +29,6 @@ from facebias.runtime import (
     evaluate_model,
     seed_everything,
     serving,
-    serving_inputs,
 )
 from facebias.tracking.models import MODEL_ARTIFACT, model_uri, save_logged_model
 from facebias.tracking.params import flatten_params
@@ -72,7 +71,8 @@ def run_locked(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, 
         dataset = load_dataset(config.data)
         record_dataset(recorder, dataset, output_dir / "artifacts")
         model, strategy = build_run_model(config, dataset.image_size)
-        inputs = training_inputs(config, dataset)
+        inputs = prepare_mitigations(config, dataset, recorder.log_metrics,
+                                     None if target is None else target.checkpoint.mitigation_state)
         limit = config.trainer.max_eval_samples
         valid = dataset.valid.images[:limit], dataset.valid.ages[:limit] / 100.0
         history = CurveHistory(recorder.log_metrics)
@@ -89,26 +89,27 @@ def run_locked(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, 
             jit_compile=config.trainer.jit_compile,
             checkpoint_file=checkpoint_path(output_dir),
             resume=None if target is None else target.checkpoint,
-            dro=inputs.dro,
-            sampling_groups=inputs.sampling_groups,
+            hooks=inputs.mitigations,
+            sampling_groups=inputs.mitigations.sampling_groups(),
         )
         stage_epochs = run_schedule(model, plan_stages(config.schedule.stages, config.trainer), inputs.data, valid,
                                     context)
         record_loop_notes(recorder, context)
         print("evaluating the validation and test splits", flush=True)
-        evaluations, offsets = evaluate_model(model, dataset, limit, config.statistics, config.trainer,
-                                              config.calibration)
-        metrics = {}
+        evaluations, correction = evaluate_model(model, dataset, limit, config.statistics, config.trainer,
+                                                 inputs.mitigations.calibrate)
+        metrics = dict(inputs.mitigations.metrics())
         for evaluation in evaluations:
             metrics.update(evaluation.flat_metrics())
         recorder.log_metrics(metrics if target is None else unlogged(recorder, metrics))
         print("writing the run's artifacts", flush=True)
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
-        write_mitigation_artifacts(artifacts, inputs.dro, offsets)
+        write_mitigation_artifacts(artifacts, inputs.mitigations)
         copy_hydra_files(output_dir, artifacts / "hydra")
-        example = serving_inputs(dataset.test.images[:1], dataset.test.attributes.iloc[:1], offsets)
-        save_logged_model(serving(model, strategy, offsets), artifacts / MODEL_ARTIFACT, example,
-                          None if offsets is None else offsets.attributes)
+        example = served_inputs(dataset.test.images[:1], dataset.test.attributes.iloc[:1], correction)
+        hook = () if correction is None else correction.serving_hook()
+        save_logged_model(serving(model, strategy, hook), artifacts / MODEL_ARTIFACT, example,
+                          None if correction is None else correction.group_attributes)
         recorder.log_artifacts(artifacts)
         if config.tracking.register_as:
             version = recorder.register_model(config.tracking.register_as)

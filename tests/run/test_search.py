@@ -1,83 +1,54 @@
-"""+search=fair_pareto end to end: a quick NSGA-II search of 4 trials, every trial a child of the search's parent,
-each returning (val/mae, val/mean_bias) to Optuna, and the Pareto front logged to the parent."""
+"""+search=fair_pareto: the search space, where the study is stored, and a quick search end to end — killed while a
+trial's run is RUNNING, rerun with the same command, and checked to have trained no (trial, seed) twice."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-import yaml
-from conftest import QUICK_DATA, run_facebias, store_runs
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-pytestmark = pytest.mark.slow
+from facebias.errors import ConfigError
+from facebias.search.space import search_space, trial_overrides
+from facebias.search.study import study_storage
 
 BIASES = ("age_bias", "gender_bias", "ethnicity_bias", "expression_bias")
 OBJECTIVES = ("val/mae", "val/mean_bias")
+TEST_OBJECTIVES = ("test/mae", "test/mean_bias")
 
 
-@pytest.fixture(scope="module")
-def search(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The search, its trials on two of joblib's reused processes (TensorFlow imported twice, not once per
-    trial; the search's own `local_processes` launcher, a fresh process per job, runs in
-    tests/tracking/test_tracking_server.py)."""
-    cwd = tmp_path_factory.mktemp("search")
-    result = run_facebias(
-        cwd,
-        "+search=fair_pareto",
-        "trainer=smoke",
-        *QUICK_DATA,
-        "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.n_jobs=2",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "hydra.sweeper.sampler.population_size=2",
-        "statistics.bootstrap_resamples=50",
-        "statistics.permutations=50",
-    )
-    (cwd / "search.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        pytest.fail(f"the search failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return cwd
+def test_the_search_space_samples_the_sweeps_and_passes_the_rest_on() -> None:
+    params = {"schedule.stages.0.lr": "tag(log, interval(1e-4, 3e-3))", "head.dropout": "interval(0.0, 0.6)",
+              "weighting": "choice(none, group, group_dro)", "sampling": "choice(shuffle, balanced)",
+              "head.units": "range(16, 64, 16)"}
+    space = search_space(params, ["+search=fair_pareto", "trainer=smoke", "sampling=balanced", "seed=7"], 7)
+    assert space.distributions == {
+        "schedule.stages.0.lr": FloatDistribution(1e-4, 3e-3, log=True),
+        "head.dropout": FloatDistribution(0.0, 0.6),
+        "weighting": CategoricalDistribution(["none", "group", "group_dro"]),
+        "head.units": CategoricalDistribution(["16", "32", "48"]),
+    }, "sampling is fixed by the command line, which wins over params"
+    assert space.fixed == ["sampling=balanced", "+search=fair_pareto", "trainer=smoke"], "seed=7 is the base seed"
+    jobs = trial_overrides(space, {"head.dropout": 0.1 + 0.2, "weighting": "group"}, trial=5, seeds=3, resume=True)
+    fixed = ["sampling=balanced", "+search=fair_pareto", "trainer=smoke", "head.dropout=0.30000000000000004",
+             "weighting=group"]
+    assert jobs == [[*fixed, f"seed={seed}", "resume=auto", "+hydra.job.env_set.FACEBIAS_SEARCH_TRIAL=5"]
+                    for seed in (7, 8, 9)], "seeds seed, seed + 1, …; the float written back exactly"
 
 
-def test_every_trial_is_a_child_returning_both_validation_objectives(search: Path) -> None:
-    _client, runs = store_runs(search)
-    (parent,) = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
-    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert parent.info.status == "FINISHED" and len(children) == 4 == len(runs) - 1
-    for child in children:
-        metrics = child.data.metrics
-        assert metrics["val/mean_bias"] == pytest.approx(np.mean([metrics[f"val/{b}"] for b in BIASES]), rel=1e-12)
-    (results,) = search.glob("multirun/*/*/optimization_results.yaml")
-    solutions = yaml.safe_load(results.read_text())["solutions"]
-    by_lr = {float(c.data.params["schedule.stages.0.lr"]): c for c in children}
-    for solution in solutions:
-        child = by_lr[solution["params"]["schedule.stages.0.lr"]]
-        assert solution["values"] == pytest.approx([child.data.metrics[name] for name in OBJECTIVES], rel=1e-12)
-        assert child.data.params["weighting.name"] == solution["params"]["weighting"]
+def test_the_seed_is_never_searched() -> None:
+    with pytest.raises(ConfigError, match=r"^the search cannot search `seed`: every trial trains "
+                                          r"hydra\.sweeper\.seeds seeds\.$"):
+        search_space({}, ["seed=choice(0, 1)"], 0)
 
 
-def test_the_pareto_front_is_logged_to_the_parent_and_matches_a_brute_force_check(search: Path) -> None:
-    client, runs = store_runs(search)
-    (parent,) = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
-    logged = {item.path for item in client.list_artifacts(parent.info.run_id, "pareto")}
-    assert logged == {"pareto/pareto.md", "pareto/pareto.csv", "pareto/pareto.png"}
-    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "pareto/pareto.csv", str(search)))
-    children = {run.info.run_id: run.data.metrics for run in runs if run.info.run_id != parent.info.run_id}
-    assert set(table["run_id"]) == set(children)
-    points = {run_id: (m["val/mae"], m["val/mean_bias"]) for run_id, m in children.items()}
-    for row in table.itertuples(index=False):
-        assert (row[table.columns.get_loc("val/mae")], row[table.columns.get_loc("val/mean_bias")]) == pytest.approx(
-            points[row.run_id]
-        )
-        x, y = points[row.run_id]
-        beaten = any(a <= x and b <= y and (a, b) != (x, y) for a, b in points.values())
-        assert row.pareto_front == (not beaten)
-    (results,) = search.glob("multirun/*/*/optimization_results.yaml")
-    optuna_front = sorted(tuple(s["values"]) for s in yaml.safe_load(results.read_text())["solutions"])
-    ours = sorted(points[r] for r in table.loc[table["pareto_front"], "run_id"])
-    assert len(ours) == len(optuna_front) and np.allclose(ours, optuna_front, rtol=1e-12), "Optuna's front agrees"
-    markdown = client.download_artifacts(parent.info.run_id, "pareto/pareto.md", str(search))
-    assert f"({int(table['pareto_front'].sum())} of 4 finished)" in Path(markdown).read_text()
+def test_the_study_is_stored_beside_a_local_mlflow_store_or_where_it_is_told(tmp_path: Path) -> None:
+    mlflow_db = tmp_path / "store" / "mlflow.db"
+    assert study_storage(None, f"sqlite:///{mlflow_db}", tmp_path / "x") == f"sqlite:///{tmp_path}/store/optuna.db"
+    assert study_storage(None, str(tmp_path / "files"), tmp_path / "x") == f"sqlite:///{tmp_path}/files/optuna.db"
+    assert study_storage(None, None, tmp_path / "x") == f"sqlite:///{tmp_path}/x/optuna.db", "tracking disabled"
+    given = "postgresql://optuna:secret@db.example/optuna"
+    assert study_storage(given, "http://team:5000", tmp_path) == given
+    with pytest.raises(ConfigError, match=r"^the search records to http://team:5000, whose database facebias does "
+                                          r"not know: give the study one with hydra\.sweeper\.storage="):
+        study_storage(None, "http://team:5000", tmp_path)
