@@ -20,7 +20,7 @@ from facebias.vocab import VOCABULARIES, age_groups
 SCORES: tuple[str, ...] = ("mae", *BIAS_ATTRIBUTES)
 """Every score that carries an interval, in the study's order."""
 CHUNK = 200
-"""Resamples scored at once (bounds memory at CHUNK × images values)."""
+"""Permutations scored at once (bounds memory at CHUNK × images values)."""
 
 
 @dataclass(frozen=True)
@@ -81,27 +81,6 @@ def pair_mean_gap(means: np.ndarray) -> np.ndarray:
     paired = ~np.isnan(gaps)
     pairs = paired.sum(axis=1)
     return np.divide(np.where(paired, gaps, 0.0).sum(axis=1), pairs, out=np.zeros(len(means)), where=pairs > 0)
-
-
-def _bias_of_batch(errors: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """The bias score of each row of `errors` (resamples × images) given each image's group code."""
-    counts, sums, _ = group_sums(errors, codes, n_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return pair_mean_gap(means)
-
-
-def resampled_scores(data: ErrorsByGroup, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Every score on each resample; `indices` is (resamples × images) image positions (e.g. a bootstrap draw)."""
-    indices = np.atleast_2d(indices)
-    scores: dict[str, list[np.ndarray]] = {score: [] for score in SCORES}
-    for start in range(0, len(indices), CHUNK):
-        block = indices[start : start + CHUNK]
-        errors = data.errors[block]
-        scores["mae"].append(errors.mean(axis=1))
-        for score, codes in data.codes.items():
-            scores[score].append(_bias_of_batch(errors, codes[block], data.group_counts[score]))
-    return {score: np.concatenate(values) for score, values in scores.items()}
 
 
 def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:

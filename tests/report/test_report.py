@@ -114,7 +114,7 @@ def test_cells_show_the_mean_and_its_interval(children: pd.DataFrame) -> None:
     assert cells(lines[4])[5:7] == ["20.0000 [19.00, 21.50]", "20.1000"], "one run: its own bootstrap interval"
     assert table.loc[1, "MAE low"] == pytest.approx(values.mean() - half)
     assert np.isnan(table.loc[0, "MAE std"]) and np.isnan(table.loc[0, "MAE low"])
-    assert table.attrs["interval"] == "mixed" and table.attrs["comparison"] is None
+    assert table.attrs["interval"] == "mixed" and "1 run(s)" in table.attrs["no_best_set"]
 
 
 def test_missing_experiment_tag_falls_back_to_run_name() -> None:
@@ -141,24 +141,17 @@ def cell_with_text(page: str, text: str) -> str:
     return matches[0]
 
 
-def test_html_shades_lowest_green_and_highest_red_when_untested(children: pd.DataFrame) -> None:
+def test_html_shades_nothing_without_a_best_set(children: pd.DataFrame) -> None:
     single = pd.DataFrame([make_run("c0", "exp1_x", {"mae": 30.0, "age_bias": 0.5, "gender_bias": 0.25,
                                                      "ethnicity_bias": 70.0, "expression_bias": 0.125})])
     table = results_table(pd.concat([children, single], ignore_index=True))
     page = format_html(table, "a title")
 
-    assert "<title>a title</title>" in page and "best (lowest)" in page and "No test between experiments" in page
-    # MAE: exp1 worst (30), exp2 best; age bias: exp1 best; ethnicity: exp1 worst, exp10 in between
+    assert "<title>a title</title>" in page and "No best set is marked: an experiment has 1 run(s)" in page
+    assert "td.best, span.best { background: #c6efce; }" in page, "the legend's colours stay defined"
     cell = f"{table.loc[1, 'MAE']:.4f} [{table.loc[1, 'MAE low']:.2f}, {table.loc[1, 'MAE high']:.2f}]"
-    assert "td.best, span.best { background: #c6efce; }" in page
-    assert "td.worst, span.worst { background: #ffc7ce; }" in page
-    assert cell_with_text(page, cell).endswith(' num best" >')
-    assert cell_with_text(page, "30.0000").endswith(' num worst" >')
-    assert cell_with_text(page, "0.5000").endswith(' num best" >')
-    assert cell_with_text(page, "70.0000").endswith(' num worst" >')
-    column = "Ethnicity Bias"
-    middle = f"{table.loc[2, column]:.4f} [{table.loc[2, f'{column} low']:.2f}, {table.loc[2, f'{column} high']:.2f}]"
-    assert cell_with_text(page, middle).endswith(' num" >')
+    for text in (cell, "30.0000", "0.5000", "70.0000"):
+        assert cell_with_text(page, text).endswith(' num" >'), text
 
 
 def test_write_report_writes_the_four_files(children: pd.DataFrame, tmp_path: Path) -> None:
