@@ -167,6 +167,10 @@ WEIGHTINGS: Registry[MitigationOption] = Registry("weighting.name", [
                      "N / (2 n_g)", "facebias.mitigations.group_weights"),
     MitigationOption("group_dro", "Group DRO", "online group DRO: loss = sum_g q_g loss_g, q updated by "
                      "exponentiated gradient", "facebias.mitigations.group_dro", single_device=True),
+    MitigationOption("jtt", "JTT", "Just Train Twice: the images a first pass fits worst (weighting.jtt.share) weigh "
+                     "weighting.jtt.upweight in a second", "facebias.mitigations.jtt"),
+    MitigationOption("lds", "LDS", "label-distribution smoothing: weights 1 / p~(age) or 1 / sqrt p~(age), p~ the "
+                     "Gaussian-smoothed age histogram", "facebias.mitigations.lds"),
 ], group="weighting")
 
 SAMPLINGS: Registry[MitigationOption] = Registry("sampling.name", [

@@ -1,0 +1,255 @@
+"""Benchmark: facebias measures its own error rates on data whose truth it knows (docs/metrics.md, "Measured error
+rates").
+
+1. Trains (or reuses) the default setting with weighting=none and weighting=group, seeds 0–9, as one sweep.
+2. Draws a fresh pool of synthetic faces from the generator's population (a seed no split uses) and predicts it
+   with every trained model (cached in <workdir>/pool_<size>.npz). Each model's *population value* of a score is
+   its value on the whole pool (the de-biased scores: their unbiased estimate on the pool).
+3. Coverage: test sets of the test split's size (1,978) drawn from the pool without replacement; per model and test
+   set, every run-level interval (MAE, four kit bias scores, four de-biased scores) is checked against the model's
+   population value.
+4. A/A: per configuration, its 10 seeds drawn at random into 3 pseudo-experiments of 3 seeds, a fresh test set each
+   time; the report's procedure (two-level bootstrap, Model Confidence Set per column at 0.05 / 5) — how often it
+   leaves an experiment out of a column's best set, and out of any column (the stated family: the table).
+   Power: 5 seeds of each configuration against each other; how often the set drops the configuration whose
+   mean population value is worse.
+5. The permutation test's rejection rate at 5 %: a trained model's errors shuffled across a fresh test set
+   (group-blind), and equal MAEs with one group's errors 1.5× or 2× as spread out (gamma errors at the test
+   split's group sizes, |N(0, 7²)| elsewhere).
+
+    python benchmarks/statistical_validity.py --workdir DIR [--pool 120000] [--test-sets 200] [--replicates 200]
+        [--coverage-models 5] [--simulations 200] [--skip-training]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facebias.data.synthetic import generate_split
+from facebias.metrics import BIAS_ATTRIBUTES, SCORES, bias_scores, permutation_null, score_uncertainty
+from facebias.metrics.intervals import DEBIASED_SUFFIX, GapIntervals, debiased, group_moments
+from facebias.metrics.uncertainty import group_codes, group_sizes
+from facebias.report.replicates import resampled_run_scores
+from facebias.report.significance import column_alpha, model_confidence_set, two_level_replicates
+from facebias.vocab import VOCABULARIES
+
+SWEEP = ("-m", "weighting=none,group", "seed=range(0,10)", "trainer.verbose=0", "sweep_name=validity",
+         "hydra/launcher=local_processes", "hydra.sweeper.max_batch_size=1")
+TEST_SIZE = 1978
+POOL_SEED = 20261206
+CHUNK = 20000
+ATTRIBUTES = ("gender", "ethnicity", "expression")
+DEBIASED = tuple(name + DEBIASED_SUFFIX for name in BIAS_ATTRIBUTES)
+SPREAD_GROUPS = {"gender_bias": ("gender", "female", 972), "ethnicity_bias": ("ethnicity", "afroamerican", 58),
+                 "expression_bias": ("expression", "other", 81), "age_bias": ("age_group", ">=60", 72)}
+"""Per bias: the group given more spread-out errors, and its size in the test split."""
+
+
+def trained_runs(workdir: Path) -> pd.DataFrame:
+    """The sweep's FINISHED runs: run_id, weighting, seed."""
+    from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+    from facebias.tracking.queries import load_sweep_runs
+
+    _, children = load_sweep_runs(store_uri(workdir), "facebias", parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    finished = children[children["status"] == "FINISHED"]
+    return pd.DataFrame({"run_id": finished["run_id"], "weighting": finished["tags.facebias.weighting"],
+                         "seed": finished["tags.facebias.seed"].astype(int)}).sort_values(["weighting", "seed"])
+
+
+def store_uri(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+
+
+def pool_predictions(workdir: Path, runs: pd.DataFrame, size: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The pool's labels (apparent_age, gender, ethnicity, expression) and every run's predictions (runs × pool)."""
+    cache = workdir / f"pool_{size}.npz"
+    if cache.exists():
+        stored = np.load(cache, allow_pickle=False)
+        if list(stored["run_ids"]) == list(runs["run_id"]):
+            labels = pd.DataFrame({"apparent_age": stored["ages"],
+                                   **{column: stored[column].astype(object) for column in ATTRIBUTES}})
+            return labels, stored["predictions"]
+    from facebias.runtime import predict_years
+    from facebias.tracking.models import load_keras_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        models = [load_keras_model(f"runs:/{run_id}/model", store_uri(workdir), Path(folder) / run_id)[0]
+                  for run_id in runs["run_id"]]
+    rng = np.random.default_rng(POOL_SEED)
+    labels, predictions = [], []
+    for start in range(0, size, CHUNK):
+        split = generate_split(min(CHUNK, size - start), 64, rng)
+        labels.append(split.attributes[list(ATTRIBUTES)].assign(apparent_age=split.ages))
+        predictions.append(np.vstack([predict_years(model, split.images) for model in models]))
+        print(f"  pool: {start + len(split.ages)} of {size} images predicted by {len(models)} models", flush=True)
+    frame = pd.concat(labels, ignore_index=True)
+    matrix = np.hstack(predictions)
+    np.savez(cache, run_ids=runs["run_id"].to_numpy(dtype=str), ages=frame["apparent_age"].to_numpy(),
+             predictions=matrix, **{column: frame[column].to_numpy(dtype=str) for column in ATTRIBUTES})
+    return frame, matrix
+
+
+def population_values(labels: pd.DataFrame, predicted: np.ndarray) -> dict[str, float]:
+    """A model's MAE and kit scores on the whole pool, and its de-biased scores' unbiased estimates there."""
+    ages = labels["apparent_age"].to_numpy()
+    values = bias_scores(ages, predicted, labels[list(ATTRIBUTES)])
+    codes, sizes = group_codes(ages, labels[list(ATTRIBUTES)]), group_sizes()
+    errors = np.abs(predicted - ages)
+    for score in BIAS_ATTRIBUTES:
+        counts, means, variances = group_moments(errors, codes[score], sizes[score])
+        present = np.flatnonzero(counts > 0)
+        first, second = (present[i] for i in np.triu_indices(len(present), k=1))
+        gaps = GapIntervals(means[first] - means[second], variances[first] + variances[second], np.zeros(len(first)))
+        values[score + DEBIASED_SUFFIX] = debiased(gaps).estimate
+    return values
+
+
+def coverage(labels: pd.DataFrame, predictions: np.ndarray, truths: list[dict[str, float]], test_sets: int,
+             rng: np.random.Generator) -> pd.Series:
+    """Per score, the share of (model, test set) pairs whose run-level interval holds the population value."""
+    hits = {score: 0 for score in (*SCORES, *DEBIASED)}
+    for model, truth in enumerate(truths):
+        for test_set in range(test_sets):
+            chosen = rng.choice(len(labels), TEST_SIZE, replace=False)
+            sample = labels.iloc[chosen]
+            intervals, unbiased = score_uncertainty(sample["apparent_age"], predictions[model, chosen],
+                                                    sample[list(ATTRIBUTES)], seed=test_set)
+            for score, (low, high) in intervals.items():
+                hits[score] += low <= truth[score] <= high
+            for score, result in unbiased.items():
+                hits[score] += result.low <= truth[score] <= result.high
+    return pd.Series(hits) / (len(truths) * test_sets)
+
+
+def best_sets(labels: pd.DataFrame, predictions: np.ndarray, experiments: dict[str, np.ndarray],
+              rng: np.random.Generator, seed: int) -> dict[str, set[str]]:
+    """Per score, the report's best set of `experiments` (name → rows of `predictions`) on a fresh test set."""
+    chosen = rng.choice(len(labels), TEST_SIZE, replace=False)
+    sample = labels.iloc[chosen].reset_index(drop=True)
+    frames, observed = [], []
+    for rows in experiments.values():
+        for row in rows:
+            frames.append(sample.assign(predicted_age=predictions[row, chosen]))
+            observed.append(bias_scores(sample["apparent_age"], frames[-1]["predicted_age"], sample[list(ATTRIBUTES)]))
+    scores = resampled_run_scores(frames, 1000, seed=seed)
+    bounds = np.cumsum([0, *(len(rows) for rows in experiments.values())])
+    alpha = column_alpha(SCORES)
+    sets = {}
+    for score in SCORES:
+        per_run = {name: scores[score][bounds[i]:bounds[i + 1]] for i, name in enumerate(experiments)}
+        estimates = {name: float(np.mean([o[score] for o in observed[bounds[i]:bounds[i + 1]]]))
+                     for i, name in enumerate(experiments)}
+        sets[score] = model_confidence_set(estimates, two_level_replicates(per_run, seed=seed), alpha)
+    return sets
+
+
+def a_a_and_power(labels: pd.DataFrame, predictions: np.ndarray, runs: pd.DataFrame, truths: pd.DataFrame,
+                  replicates: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.Series]:
+    """A/A: per configuration and score, the share of replicates leaving a pseudo-experiment out (and of any
+    score: the family). Power: per score, the share dropping the configuration with the worse population mean."""
+    rows = {}
+    for config, frame in runs.groupby("weighting"):
+        positions = frame.index.to_numpy()
+        left_out = {score: 0 for score in (*SCORES, "any column")}
+        for replicate in range(replicates):
+            order = rng.permutation(positions)
+            sets = best_sets(labels, predictions, {"A": order[:3], "B": order[3:6], "C": order[6:9]}, rng, replicate)
+            for score, kept in sets.items():
+                left_out[score] += len(kept) < 3
+            left_out["any column"] += any(len(kept) < 3 for kept in sets.values())
+        rows[f"weighting={config}"] = pd.Series(left_out) / replicates
+    means = truths.groupby(runs["weighting"].to_numpy()).mean()
+    worse = {score: means[score].idxmax() for score in SCORES}
+    dropped = {score: 0 for score in SCORES}
+    for replicate in range(replicates):
+        arms = {config: rng.permutation(frame.index.to_numpy())[:5] for config, frame in runs.groupby("weighting")}
+        for score, kept in best_sets(labels, predictions, arms, rng, 10_000 + replicate).items():
+            dropped[score] += worse[score] not in kept
+    power = pd.Series(dropped) / replicates
+    power.index = [f"{score} (worse: {worse[score]}, gap {means[score].max() - means[score].min():.3f})"
+                   for score in SCORES]
+    return pd.DataFrame(rows), power
+
+
+def test_rejections(labels: pd.DataFrame, predictions: np.ndarray, simulations: int,
+                    rng: np.random.Generator) -> pd.DataFrame:
+    """The permutation test's rejection rate at 5 %: group-blind (a trained model's errors shuffled) and equal MAE
+    with one group's errors more spread out, per bias."""
+    results = {}
+    blind = {score: 0 for score in BIAS_ATTRIBUTES}
+    for simulation in range(simulations):
+        chosen = rng.choice(len(labels), TEST_SIZE, replace=False)
+        sample = labels.iloc[chosen]
+        errors = rng.permutation(predictions[simulation % len(predictions), chosen] - sample["apparent_age"])
+        for score, result in permutation_null(sample["apparent_age"], sample["apparent_age"] + errors,
+                                              sample[list(ATTRIBUTES)], seed=simulation).items():
+            blind[score] += result.p < 0.05
+    results["group-blind errors (a trained model's, shuffled)"] = pd.Series(blind) / simulations
+    mean, sd = 7 * np.sqrt(2 / np.pi), 7 * np.sqrt(1 - 2 / np.pi)
+    for spread in (1.5, 2.0):
+        rejected = {}
+        for score, (attribute, group, _) in SPREAD_GROUPS.items():
+            count = 0
+            for simulation in range(simulations):
+                chosen = rng.choice(len(labels), TEST_SIZE, replace=False)
+                sample = labels.iloc[chosen].reset_index(drop=True)
+                ages = sample["apparent_age"].to_numpy()
+                members = (group_codes(ages, sample[list(ATTRIBUTES)])[score]
+                           == VOCABULARIES[attribute].index(group))
+                errors = np.abs(rng.normal(0, 7, TEST_SIZE))
+                wide = sd * spread
+                errors[members] = rng.gamma((mean / wide) ** 2, wide**2 / mean, members.sum())
+                count += permutation_null(ages, ages + errors, sample[list(ATTRIBUTES)],
+                                          seed=simulation)[score].p < 0.05
+            rejected[score] = count / simulations
+        results[f"equal MAE, one group's errors {spread}x as spread out"] = pd.Series(rejected)
+    return pd.DataFrame(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="where the sweep's mlruns/ and multirun/ are")
+    parser.add_argument("--pool", type=int, default=120_000, help="fresh images drawn from the population")
+    parser.add_argument("--test-sets", type=int, default=200, help="test sets per model for coverage")
+    parser.add_argument("--replicates", type=int, default=200, help="A/A and power replicates per configuration")
+    parser.add_argument("--coverage-models", type=int, default=5, help="models per configuration checked for coverage")
+    parser.add_argument("--simulations", type=int, default=200, help="simulated splits per permutation-test case")
+    parser.add_argument("--skip-training", action="store_true", help="use the sweep's FINISHED runs as they are")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_training:
+        subprocess.run([sys.executable, "-m", "facebias.train", *SWEEP], cwd=args.workdir, check=True)
+    runs = trained_runs(args.workdir).reset_index(drop=True)
+    print(f"{len(runs)} trained runs: {runs.groupby('weighting').size().to_dict()}", flush=True)
+    labels, predictions = pool_predictions(args.workdir, runs, args.pool)
+    truths = pd.DataFrame([population_values(labels, row) for row in predictions])
+    rng = np.random.default_rng(0)
+    checked = runs.groupby("weighting").head(args.coverage_models).index.to_numpy()
+    print(f"\nCoverage of the 95 % intervals ({len(checked)} models × {args.test_sets} test sets of {TEST_SIZE} "
+          f"images from a pool of {args.pool:,}):")
+    print(coverage(labels, predictions[checked], truths.iloc[checked].to_dict("records"), args.test_sets, rng)
+          .to_frame("coverage").to_markdown(floatfmt=".3f"))
+    a_a, power = a_a_and_power(labels, predictions, runs, truths, args.replicates, rng)
+    print(f"\nA/A: share of {args.replicates} replicates leaving a pseudo-experiment out of the best set "
+          "(3 × 3 seeds; α = 0.01 per column, family = the 5 columns):")
+    print(a_a.to_markdown(floatfmt=".3f"))
+    print("\nPower: share of replicates dropping the worse configuration (5 seeds each):")
+    print(power.to_frame("dropped").to_markdown(floatfmt=".3f"))
+    print(f"\nPermutation test, rejection rate at 5 % ({args.simulations} simulated test splits per cell):")
+    print(test_rejections(labels, predictions, args.simulations, rng).to_markdown(floatfmt=".3f"))
+    print(f"\nwall time {time.perf_counter() - started:.0f} s; Python {platform.python_version()}, "
+          f"numpy {np.__version__}, pandas {pd.__version__}, {platform.machine()}")
+
+
+if __name__ == "__main__":
+    main()
