@@ -93,6 +93,19 @@ def translate(command: Command, argv: Sequence[str]) -> list[str]:
     return overrides
 
 
+def check_keys(command: Command, overrides: Sequence[str], cfg: DictConfig) -> None:
+    """UsageError naming the first override whose key the command does not have, with the keys it does have (for a
+    command with its own config; the training config's keys are Hydra's to check)."""
+    if command.listed:
+        return
+    keys = leaf_keys(command, cfg)
+    for override in overrides:
+        key = override.partition("=")[0]
+        if key.startswith(("+", "~")) or key in keys or any(known.startswith(f"{key}.") for known in keys):
+            continue
+        raise UsageError(f"{override}: {command.prog} has no key {key}; its keys: {', '.join(keys)} (see --help).")
+
+
 def _leaves(node: object, prefix: str) -> list[tuple[str, object]]:
     if isinstance(node, DictConfig):
         items = []
@@ -123,7 +136,9 @@ def help_text(command: Command, cfg: DictConfig) -> str:
     keys = "\n".join(f"  {left:<{width}}  {right}".rstrip() for left, right in rows)
     lines = [f"usage: {command.prog} [key=value ...]", "", command.summary, "", "keys (default shown):", keys]
     if command.flags or command.positional:
-        old = [*command.positional, *(f"{flag} → {target}" for flag, target in command.flags.items())]
+        old = [f"{key.upper()} → {key}={key.upper()}" for key in command.positional]
+        old += [f"{flag} → {target}" if "=" in target else f"{flag} X → {target}=X"
+                for flag, target in command.flags.items()]
         lines += ["", f"older spellings still accepted: {'; '.join(old)}"]
     if command.footer:
         lines += ["", command.footer]
@@ -138,7 +153,9 @@ def run_command(command: Command, argv: Sequence[str] | None, action: Callable[[
         if any(arg in HELP_FLAGS for arg in args):
             print(help_text(command, compose_config(command, [])))
             return 0
-        cfg = compose_config(command, translate(command, args))
+        overrides = translate(command, args)
+        check_keys(command, overrides, compose_config(command, []))
+        cfg = compose_config(command, overrides)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR

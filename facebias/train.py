@@ -73,25 +73,30 @@ USAGE_ERROR = 2
 
 
 def cli() -> None:
-    """`python -m facebias.train`: Hydra's main, with a bad override reported as one sentence (exit status 2).
+    """`python -m facebias.train` and the `facebias-train` script: Hydra's main, with a bad override reported as one
+    sentence (exit status 2).
 
     Hydra prints composition errors itself unless HYDRA_FULL_ERROR=1, which makes it raise them instead; set here
     so that `explain` can word them. A user who sets HYDRA_FULL_ERROR=1 gets Hydra's full report, as documented.
+    Hydra finds conf/ relative to this file only when it runs as `__main__`; the console script imports it as
+    `facebias.train`, so HYDRA_MAIN_MODULE tells Hydra to look from this file all the same.
     """
-    users_choice = os.environ.get("HYDRA_FULL_ERROR")
+    users = {key: os.environ.get(key) for key in ("HYDRA_FULL_ERROR", "HYDRA_MAIN_MODULE")}
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    os.environ["HYDRA_MAIN_MODULE"] = "__main__"
     try:
         main()
     except HydraException as error:
-        if users_choice == "1":
+        if users["HYDRA_FULL_ERROR"] == "1":
             raise
         print(f"error: {explain(error)}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
     finally:
-        if users_choice is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = users_choice
+        for key, value in users.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 if __name__ == "__main__":
