@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from facebias.artifacts import write_run_artifacts
-from facebias.config import TrainConfig
 from facebias.data.card import dataset_card
 from facebias.data.dataset import Dataset
 from facebias.data.sources import load_dataset
+from facebias.identity import DATASET_DIGEST_TAG, FEATURE_CACHE_TAG, REPLICAS_TAG, run_name
 from facebias.io import write_text
 from facebias.progress import set_verbosity
-from facebias.run.identity import DATASET_DIGEST_TAG, FEATURE_CACHE_TAG, REPLICAS_TAG, run_name
 from facebias.run.mitigation import prepare_mitigations, served_inputs, write_mitigation_artifacts
-from facebias.run.resume import ResumeTarget, restore_history, unlogged
+from facebias.run.plan import RunPlan
+from facebias.run.resume import restore_history, unlogged
 from facebias.runtime import (
     build_run_model,
     configure_devices,
@@ -33,7 +31,7 @@ from facebias.runtime import (
 from facebias.tracking.models import MODEL_ARTIFACT, model_uri, save_logged_model
 from facebias.tracking.params import flatten_params
 from facebias.tracking.recorder import Recorder
-from facebias.tracking.runs import tracked_run
+from facebias.tracking.runs import RunRequest, tracked_run
 from facebias.training.checkpoint import checkpoint_path, finish_checkpoints
 from facebias.training.feature_cache import FeatureStore
 from facebias.training.history import CurveHistory
@@ -55,14 +53,14 @@ class RunResult:
     model: str = ""
 
 
-def run_locked(config: TrainConfig, resolved: dict[str, Any], output_dir: Path, base_dir: Path,
-               tags: dict[str, str], parent_run_id: str | None, on_run_open: Callable[[str], None] | None,
-               target: ResumeTarget | None) -> RunResult:
+def run_locked(plan: RunPlan) -> RunResult:
     """Train, evaluate and record the run, once facebias.run.start has reached the tracking store, found the run to
-    resume (`target`) and locked the run's output folder for this process; `tags` are the run's tags."""
+    resume (`plan.target`) and locked the run's output folder for this process."""
+    config, resolved, output_dir, tags, target = plan.config, plan.resolved, plan.output_dir, plan.tags, plan.target
     params = flatten_params({key: value for key, value in resolved.items() if key != "resume"})
-    with tracked_run(config.tracking, base_dir, output_dir, run_name(config), tags, params, parent_run_id,
-                     on_run_open, None if target is None else target.run_id) as recorder:
+    request = RunRequest(run_name(config), output_dir, tags, params, plan.parent_run_id, plan.on_run_open,
+                         None if target is None else target.run_id, config.tracking.system_metrics)
+    with tracked_run(plan.store, request) as recorder:
         if target is not None:
             recorder.set_tags(tags)
         set_verbosity(config.trainer.verbose)
