@@ -2,7 +2,8 @@
 
 Trains the default model (small_cnn + MLP, from_scratch schedule) with `weighting=none` and `weighting=group` over
 several seeds as one facebias sweep into a fresh MLflow store, then prints, per test score: each arm's mean and
-95 % t interval over seeds, the difference group − none, and Welch's t test of it (beyond noise when p < 0.05).
+95 % interval from the two-level bootstrap (seeds and test images), the difference group − none, and its p-value,
+Holm-corrected over every test of the table (facebias.report.comparison; beyond noise when < 0.05).
 
     python benchmarks/synthetic_weighting.py [--seeds 0,1,2,3,4] [--workdir DIR] [--report-only] [overrides ...]
 """
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
-from facebias.report.significance import seed_interval, welch_p
-from facebias.report.table import METRICS, finished_runs
+from facebias.report.build import run_predictions
+from facebias.report.comparison import compare_with_baseline, markdown
+from facebias.report.table import finished_runs
 from facebias.tracking.queries import load_sweep_runs
 from facebias.tracking.store import TrackingStore
 
@@ -38,26 +40,18 @@ def main() -> None:
     if not args.report_only:
         print("running:", " ".join(command), f"(in {workdir})", flush=True)
         subprocess.run(command, cwd=workdir, check=True)
-    _, children = load_sweep_runs(TrackingStore(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias"),
-                                  parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    store = TrackingStore(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias")
+    _, children = load_sweep_runs(store, parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     runs = finished_runs(children)
-    arms = {arm: runs[runs["tags.facebias.weighting"] == arm] for arm in ("none", "group")}
-    counts = {arm: len(frame) for arm, frame in arms.items()}
-    print(f"\ntest split, {counts['none']} seeds with weighting=none and {counts['group']} with weighting=group; "
-          "mean [95 % t interval over seeds]")
-    print("| score | none | group | group − none | Welch p | beyond noise? |")
-    print("|---|---:|---:|---:|---:|---|")
-    for metric, column in METRICS:
-        values = {arm: frame[f"metrics.test/{metric}"].astype(float).to_numpy() for arm, frame in arms.items()}
-        cells = []
-        for arm in ("none", "group"):
-            low, high = seed_interval(values[arm])
-            cells.append(f"{values[arm].mean():.3f} [{low:.3f}, {high:.3f}]")
-        p_value = welch_p(values["group"], values["none"])
-        difference = values["group"].mean() - values["none"].mean()
-        verdict = "yes" if p_value < 0.05 else "no"
-        print(f"| {column} | {cells[0]} | {cells[1]} | {difference:+.3f} | {p_value:.3f} | {verdict} |")
-    print(f"\n(seeds: {', '.join(str(int(s)) for s in np.sort(runs['tags.facebias.seed'].astype(int).unique()))})")
+    predictions = run_predictions(store, runs, "test")
+    arms = {arm: [predictions[run_id] for run_id in runs.loc[runs["tags.facebias.weighting"] == arm, "run_id"]]
+            for arm in ("none", "group")}
+    table = compare_with_baseline(arms, "none")
+    seeds = ", ".join(str(int(s)) for s in np.sort(runs["tags.facebias.seed"].astype(int).unique()))
+    print(f"\ntest split; seeds {seeds}; mean [95 % two-level bootstrap interval: seeds and test images]; "
+          f"group vs. none, Holm-corrected over the {table.attrs['family']} tests of the table (α = "
+          f"{table.attrs['alpha']})")
+    print(markdown(table))
 
 
 if __name__ == "__main__":
