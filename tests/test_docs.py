@@ -94,15 +94,23 @@ def cheap(line: str) -> tuple[str, list[str]] | None:
     return (match[1], arguments) if asks else None
 
 
+def help_tested_elsewhere() -> set[str]:
+    """The commands of docs/cli.md's table but `facebias.train`: tests/test_cli.py runs their `--help` already."""
+    table = (DOCS / "cli.md").read_text(encoding="utf-8") if (DOCS / "cli.md").exists() else ""
+    return set(re.findall(r"^\| `python -m (facebias[\w.]*)`", table, flags=re.MULTILINE)) - {"facebias.train"}
+
+
 def commands() -> dict[tuple[str, ...], str]:
-    """Every cheap command of a tested bash block of the docs, once: (module, *arguments) → where it is written."""
+    """Every cheap command of a tested bash block of the docs, once: (module, *arguments) → where it is written
+    (less the `--help` of commands tests/test_cli.py runs)."""
+    elsewhere = help_tested_elsewhere()
     found: dict[tuple[str, ...], str] = {}
     for page in pages():
         for block in blocks(page.read_text(encoding="utf-8")):
             if block.tested and block.lang in ("bash", "sh", "console"):
                 for offset, line in enumerate(block.code.replace("\\\n", " ").splitlines(), start=1):
                     command = cheap(line)
-                    if command:
+                    if command and not (command[0] in elsewhere and "--help" in command[1]):
                         module, arguments = command
                         found.setdefault((module, *arguments), f"{page.relative_to(REPO_ROOT)}:{block.line + offset}")
     return found
