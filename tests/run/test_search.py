@@ -3,12 +3,23 @@ trial's run is RUNNING, rerun with the same command, and checked to have trained
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import optuna
+import pandas as pd
 import pytest
+from conftest import QUICK_DATA, store_runs
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from facebias.errors import ConfigError
+from facebias.report.pareto import hypervolume_2d
 from facebias.search.space import search_space, trial_overrides
 from facebias.search.study import study_storage
 
@@ -52,3 +63,122 @@ def test_the_study_is_stored_beside_a_local_mlflow_store_or_where_it_is_told(tmp
     with pytest.raises(ConfigError, match=r"^the search records to http://team:5000, whose database facebias does "
                                           r"not know: give the study one with hydra\.sweeper\.storage="):
         study_storage(None, "http://team:5000", tmp_path)
+
+
+COMMAND = [sys.executable, "-m", "facebias.train", "+search=fair_pareto", "trainer=smoke", *QUICK_DATA,
+           "hydra.sweeper.n_trials=2", "hydra.sweeper.seeds=2", "hydra.sweeper.sampler.population_size=2",
+           "hydra/launcher=basic", "statistics.bootstrap_resamples=50", "statistics.permutations=50"]
+"""2 trials of 2 seeds, every job in the search's own process (Hydra's basic launcher: TensorFlow imported once)."""
+EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
+"""Keras' line at the end of an epoch (trainer=smoke prints them: verbose 2); each smoke job has 2 epochs."""
+KILL_AT_EPOCH_LINE = 6
+"""The 2nd epoch of the 3rd job (trial 1, seed 0): its run is RUNNING with its first epoch's checkpoint."""
+
+
+def _kill_the_search_during_trial_1(cwd: Path) -> None:
+    """Start the search and SIGKILL it (its whole process group, as a killed terminal or node would) at
+    KILL_AT_EPOCH_LINE."""
+    process = subprocess.Popen(COMMAND, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        seen = 0
+        for line in process.stdout:
+            seen += bool(EPOCH_LINE.match(line))
+            if seen == KILL_AT_EPOCH_LINE:
+                break
+        else:
+            pytest.fail("the search ended before it was to be killed")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.stdout.close()
+
+
+def _study(cwd: Path) -> optuna.Study:
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{cwd / 'mlruns' / 'optuna.db'}")
+    return optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{cwd / 'mlruns' / 'optuna.db'}")
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """The search killed during trial 1, what the stores held then, and the same command rerun to its end."""
+    cwd = tmp_path_factory.mktemp("search")
+    _kill_the_search_during_trial_1(cwd)
+    _, runs = store_runs(cwd)
+    killed = {"trials": [(t.number, t.state.name) for t in _study(cwd).trials],
+              "running": [(r.data.tags.get("facebias.trial"), r.data.tags.get("facebias.seed"), r.info.run_id)
+                          for r in runs if r.info.status == "RUNNING" and "facebias.trial" in r.data.tags]}
+    result = subprocess.run(COMMAND, cwd=cwd, capture_output=True, text=True, timeout=600)
+    (cwd / "search.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        pytest.fail(f"the rerun search failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return cwd, killed
+
+
+@pytest.mark.slow
+def test_the_killed_search_goes_on_and_trains_no_trial_seed_twice(search: tuple[Path, dict[str, object]]) -> None:
+    cwd, killed = search
+    assert killed["trials"] == [(0, "COMPLETE"), (1, "RUNNING")], "killed during trial 1"
+    (running,) = killed["running"]
+    assert running[:2] == ("1", "0"), "trial 1's first seed was RUNNING when the search was killed"
+    assert [(t.number, t.state.name) for t in _study(cwd).trials] == [(0, "COMPLETE"), (1, "COMPLETE")]
+    _, runs = store_runs(cwd)
+    (parent,) = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1 == 4 and parent.info.status == "FINISHED"
+    pairs = sorted((run.data.tags["facebias.trial"], run.data.tags["facebias.seed"]) for run in children)
+    assert pairs == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")], "one run per (trial, seed), none trained twice"
+    assert all(run.info.status == "FINISHED" for run in children)
+    (resumed,) = [run for run in children if run.info.run_id == running[2]]
+    assert resumed.data.tags.get("facebias.killed_reason"), "the killed run was resumed, not started again"
+
+
+@pytest.mark.slow
+def test_each_trial_is_the_mean_of_its_seeds_children_with_seeds_0_and_1(search: tuple[Path, object]) -> None:
+    cwd, _ = search
+    _, runs = store_runs(cwd)
+    for trial in _study(cwd).trials:
+        seeds = sorted((run for run in runs if run.data.tags.get("facebias.trial") == str(trial.number)),
+                       key=lambda run: int(run.data.params["seed"]))
+        assert [run.data.params["seed"] for run in seeds] == ["0", "1"]
+        assert trial.user_attrs["run_ids"] == [run.info.run_id for run in seeds]
+        for run in seeds:
+            metrics = run.data.metrics
+            assert metrics["val/mean_bias"] == pytest.approx(np.mean([metrics[f"val/{b}"] for b in BIASES]), rel=1e-12)
+            assert run.data.params["weighting.name"] == trial.params["weighting"]
+            assert float(run.data.params["head.dropout"]) == trial.params["head.dropout"]
+        means = [np.mean([run.data.metrics[name] for run in seeds]) for name in OBJECTIVES]
+        assert trial.values == pytest.approx(means, rel=1e-12), "told Optuna the means over its seeds"
+
+
+@pytest.mark.slow
+def test_the_front_its_hypervolume_and_its_test_objectives_reach_the_parent(search: tuple[Path, object]) -> None:
+    cwd, _ = search
+    client, runs = store_runs(cwd)
+    (parent,) = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
+    logged = {item.path for item in client.list_artifacts(parent.info.run_id, "pareto")}
+    assert logged == {"pareto/pareto.md", "pareto/pareto.csv", "pareto/pareto.png"}
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "pareto/pareto.csv", str(cwd)))
+    trials = {t.number: t for t in _study(cwd).trials}
+    points = np.array([trials[number].values for number in table["trial"]])
+    assert table[list(OBJECTIVES)].to_numpy() == pytest.approx(points, rel=1e-12)
+    for index, (x, y) in enumerate(points):
+        beaten = any(a <= x and b <= y and (a, b) != (x, y) for a, b in points)
+        assert table.at[index, "pareto_front"] == (not beaten)
+        trial = trials[table.at[index, "trial"]]
+        seeds = [run for run in runs if run.info.run_id in trial.user_attrs["run_ids"]]
+        tested = [table.at[index, name] for name in TEST_OBJECTIVES]
+        if beaten:
+            assert all(math.isnan(value) for value in tested), "test objectives of the front only"
+        else:
+            expected = [np.mean([run.data.metrics[name] for run in seeds]) for name in TEST_OBJECTIVES]
+            assert tested == pytest.approx(expected, rel=1e-12), "the means over the trial's seeds"
+    reference = points.max(axis=0) * 1.1
+    metrics = client.get_run(parent.info.run_id).data.metrics
+    assert metrics["pareto/hypervolume"] == pytest.approx(hypervolume_2d(points, reference), rel=1e-12)
+    assert [metrics["pareto/reference/val/mae"], metrics["pareto/reference/val/mean_bias"]] == pytest.approx(
+        reference.tolist(), rel=1e-12)
+    markdown = Path(client.download_artifacts(parent.info.run_id, "pareto/pareto.md", str(cwd))).read_text()
+    assert f"Hypervolume of the front: {metrics['pareto/hypervolume']:.6g} (reference point val/mae " \
+           f"{reference[0]:.6g}, val/mean_bias {reference[1]:.6g}: the worst observed values × 1.1" in markdown
