@@ -110,7 +110,7 @@ def _leaves(node: object, prefix: str) -> list[tuple[str, object]]:
     if isinstance(node, DictConfig):
         items = []
         for key in node:
-            items += _leaves(node._get_node(key), f"{prefix}{key}.")
+            items += _leaves(node._get_node(str(key)), f"{prefix}{key!s}.")
         return items
     value = node._value() if hasattr(node, "_value") else node
     return [(prefix.rstrip("."), value)]

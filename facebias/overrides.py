@@ -71,9 +71,8 @@ def explain(error: HydraException) -> str:
         return (f"{error.override}: cannot be read as an override ({_first_line(error.message)}); write key=value "
                 "or group=option, e.g. backbone=resnet50 (see --help).")
     first = _first_line(str(error))
-    merging, overriding = MERGING.match(first), OVERRIDING.match(first)
+    found = MERGING.match(first) or OVERRIDING.match(first)
     cause = error.__cause__
-    if isinstance(cause, OmegaConfBaseException) and (merging or overriding):
-        override = merging.group("override") if merging else overriding.group("key")
-        return _bad_value(override, cause)
+    if isinstance(cause, OmegaConfBaseException) and found is not None:
+        return _bad_value(found.group(1), cause)
     return f"{first}."

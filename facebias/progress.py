@@ -22,8 +22,9 @@ def shown(stream: TextIO | None = None) -> bool:
     return not _settings["quiet"] and hasattr(stream, "isatty") and stream.isatty()
 
 
-def bar(total: int, description: str, unit: str = "image") -> tqdm:
-    """A progress bar of `total` units on stderr (disabled where `shown` says no); update it with `.update(n)`."""
+def bar(total: int | None, description: str, unit: str = "image") -> tqdm:
+    """A progress bar of `total` units (None: not known) on stderr (disabled where `shown` says no); update it
+    with `.update(n)`."""
     return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=not shown(), dynamic_ncols=True)
 
 

@@ -26,7 +26,7 @@ def keras_without_sklearn() -> Iterator[None]:
     if "keras" in sys.modules or SKLEARN in sys.modules:
         yield
         return
-    sys.modules[SKLEARN] = None
+    sys.modules[SKLEARN] = None  # type: ignore[assignment]  # None in sys.modules makes the import fail
     try:
         yield
     finally:

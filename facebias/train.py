@@ -12,6 +12,7 @@ import os
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -32,8 +33,9 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers).
+def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
+    """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers; a
+    two-objective search gets the MAE and the mean bias).
 
     The config is validated, the tracking store reached and the run to resume found before TensorFlow is imported
     (facebias.run.start); a sweep job that is skipped (already FINISHED) or whose config is invalid never imports
@@ -50,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
         config = error
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     store = tracking_store(TrackingConfig(**resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
     run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir), store=store,
                   choices=choices)
@@ -58,6 +60,7 @@ def main(cfg: DictConfig) -> float | None:
         name = "-".join(str(choices.get(group)) for group in ("backbone", "head", "schedule", "weighting"))
         tags = run_tags(config, choices) if isinstance(config, TrainConfig) else {}
         return run_sweep_job(config, resolved, hydra_config, run, name, tags, store)
+    assert isinstance(config, TrainConfig)  # a single run with an invalid config has exited above
     try:
         result = run(config)
     except FacebiasError as error:

@@ -218,22 +218,25 @@ def _check_positive_optional(value: int | None, key: str) -> None:
     _check(value is None or value >= 1, f"{key}={value} is invalid: use a whole number >= 1, or null for no cap.")
 
 
-def check_whole_number(value: object, key: str, low: int, high: int | None = None) -> None:
-    """ConfigError `<key>=<value> is invalid: use a whole number >= low` (or `between low and high`) unless it is."""
-    whole = isinstance(value, Integral) and not isinstance(value, bool)
-    if not whole or value < low or (high is not None and value > high):
+def check_whole_number(value: object, key: str, low: int, high: int | None = None) -> int:
+    """`value` as an int; ConfigError `<key>=<value> is invalid: use a whole number >= low` (or `between low and
+    high`) unless it is one."""
+    number = int(value) if isinstance(value, Integral) and not isinstance(value, bool) else None
+    if number is None or number < low or (high is not None and number > high):
         accepted = f">= {low}" if high is None else f"between {low} and {high}"
         raise ConfigError(f"{key}={value!r} is invalid: use a whole number {accepted}.")
+    return number
 
 
 def _validate_data(data: Any) -> None:
     """The data source's name, that it matches the chosen `data=` option, and each of its values."""
-    DATA_SOURCES.get(getattr(data, "name", None))
-    if not is_dataclass(data):
+    name = getattr(data, "name", None)
+    DATA_SOURCES.get(name)
+    if not is_dataclass(data) or isinstance(data, type):
         return
-    chosen = next((item.default for item in fields(data) if item.name == "name"), data.name)
-    _check(data.name == chosen, f"data.name={data.name!r} does not match the chosen data source {chosen!r}: choose "
-           f"the source with data={data.name}, not data.name=….")
+    chosen = next((item.default for item in fields(data) if item.name == "name"), name)
+    _check(name == chosen, f"data.name={name!r} does not match the chosen data source {chosen!r}: choose the source "
+           f"with data={name}, not data.name=….")
     if isinstance(data, SyntheticDataConfig):
         for key in ("n_train", "n_valid", "n_test"):
             check_whole_number(getattr(data, key), f"data.{key}", 1)

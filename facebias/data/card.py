@@ -19,7 +19,7 @@ def attribute_counts(dataset: Dataset) -> pd.DataFrame:
     rows = []
     for attribute, values in VOCABULARIES.items():
         for value in values:
-            row = {"attribute": attribute, "value": value}
+            row: dict[str, str | int] = {"attribute": attribute, "value": value}
             for name in SPLIT_NAMES:
                 row[name] = int((dataset.splits[name].attributes[attribute] == value).sum())
             rows.append(row)

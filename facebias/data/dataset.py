@@ -95,7 +95,7 @@ class Dataset:
         for name in SPLIT_NAMES:
             split = self.splits[name]
             hasher.update(name.encode())
-            hasher.update(memoryview(np.ascontiguousarray(split.images)).cast("B"))
-            hasher.update(memoryview(np.ascontiguousarray(split.ages)).cast("B"))
+            hasher.update(np.ascontiguousarray(split.images).data.cast("B"))
+            hasher.update(np.ascontiguousarray(split.ages).data.cast("B"))
             hasher.update(split.attributes[list(ATTRIBUTE_COLUMNS)].to_csv(index=False).encode())
         return hasher.hexdigest()[:16]

@@ -24,7 +24,7 @@ import sys
 import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,7 @@ def _dataset(splits: dict[str, Split]) -> Dataset:
 
 def _write_cache(path: Path, splits: dict[str, Split]) -> None:
     """Write all splits to one uncompressed .npz, atomically."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # Any: numpy's stubs would match a value of **arrays to savez's allow_pickle
     for name, split in splits.items():
         arrays[f"{name}_images"] = split.images
         arrays[f"{name}_ages"] = split.ages

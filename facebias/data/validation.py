@@ -46,15 +46,14 @@ def accepted_values(column: str) -> str:
 
 def check_image_size(value: object) -> int:
     """`data.image_size` of a real source as an int >= 1, or ConfigError."""
-    check_whole_number(value, "data.image_size", 1)
-    return int(value)
+    return check_whole_number(value, "data.image_size", 1)
 
 
 def listing(items: Iterable[object], shown: int = SHOWN) -> str:
     """'a, b, c' — at most `shown` items, then the total count."""
-    items = [str(item) for item in items]
-    text = ", ".join(items[:shown])
-    return text if len(items) <= shown else f"{text}, … ({len(items)} in all)"
+    texts = [str(item) for item in items]
+    text = ", ".join(texts[:shown])
+    return text if len(texts) <= shown else f"{text}, … ({len(texts)} in all)"
 
 
 def one_line(error: BaseException) -> str:

@@ -134,7 +134,7 @@ def record_loop_notes(recorder: Recorder, context: LoopContext) -> None:
     """Replicas, and why each stage did or did not use the feature cache (the loop sent its metrics itself)."""
     for note in context.notes:
         log.info(note)
-    recorder.set_tags({FEATURE_CACHE_TAG: " | ".join(context.notes), REPLICAS_TAG: context.replicas})
+    recorder.set_tags({FEATURE_CACHE_TAG: " | ".join(context.notes), REPLICAS_TAG: str(context.replicas)})
 
 
 def record_dataset(recorder: Recorder, dataset: Dataset, folder: Path) -> None:

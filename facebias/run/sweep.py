@@ -62,8 +62,8 @@ def sweep_objectives(sweeper: Any) -> tuple[str, ...]:
 
 def objective_values(metrics: Mapping[str, float], objectives: tuple[str, ...]) -> float | tuple[float, ...] | None:
     """What a job returns to the sweeper: one value, a tuple of them, or None when a metric is missing."""
-    values = [metrics.get(name) for name in objectives]
-    if any(value is None for value in values):
+    values = [metrics[name] for name in objectives if name in metrics]
+    if len(values) < len(objectives):
         return None
     return values[0] if len(values) == 1 else tuple(values)
 
@@ -166,7 +166,7 @@ class SweepTracking(Callback):
                         ", ".join(marked))
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
-        note = self._attach_report(store, sweep_dir)
+        note = self._attach_report(store, self.parent_run_id, sweep_dir)
         if note:
             tags[identity.NOTE_TAG] = note
         multirun = sweep_dir / "multirun.yaml"
@@ -177,14 +177,15 @@ class SweepTracking(Callback):
         log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
-    def _attach_report(self, store: TrackingStore, sweep_dir: Path) -> str | None:
+    @staticmethod
+    def _attach_report(store: TrackingStore, parent_run_id: str, sweep_dir: Path) -> str | None:
         """Write and log the results table; returns results.md (the parent's description), or None without one."""
         from facebias.report.build import report_for_parent
         from facebias.report.render import format_markdown
 
         log.info("writing the results table of the sweep")
         try:
-            table = report_for_parent(store, self.parent_run_id, sweep_dir / "report")
+            table = report_for_parent(store, parent_run_id, sweep_dir / "report")
         except FacebiasError as error:
             log.warning("no results table for this sweep: %s", error)
             return None

@@ -171,12 +171,12 @@ class MlflowRecorder:
         except KeyboardInterrupt:
             self._go_offline("interrupted while waiting for the server")
             raise
-        if self.offline:
+        if self.offline and self.offline_dir is not None:
             log.warning("the run is saved in %s: upload it to %s with `%s`", self.offline_dir, self.tracking_uri,
                         sync_command(self.offline_dir))
 
     def view_hint(self) -> str:
-        if self.offline:
+        if self.offline and self.offline_dir is not None:
             return (f"the tracking server at {self.tracking_uri} was unreachable, so the run is saved in "
                     f"{self.offline_dir}: upload it with `{sync_command(self.offline_dir)}`")
         if self.tracking_uri.startswith("sqlite:///"):
@@ -225,7 +225,7 @@ class MlflowRecorder:
                 continue
             self.queue.pop(0)
             self._on_success()
-        if self.offline:
+        if self.offline and self.offline_dir is not None:
             self.copied = self.journal.save(self.offline_dir, self.copied)
 
     def _still_away(self) -> str | None:

@@ -94,7 +94,7 @@ def open_mlflow_run(
                           store.offline_after_s)
 
 
-def _log_error_file(recorder: Recorder, output_dir: Path, error: BaseException) -> None:
+def _log_error_file(recorder: MlflowRecorder, output_dir: Path, error: BaseException) -> None:
     """error.txt (the traceback) among the run's artifacts, unless the disk refuses it (e.g. the disk is full)."""
     try:
         (output_dir / "error.txt").write_text("".join(traceback.format_exception(error)))
