@@ -29,7 +29,7 @@ from facebias.models.assemble import build_model
 from facebias.training.feature_cache import FeatureStore
 from facebias.training.loop import FeatureCacheContext, LoopContext, run_stage
 from facebias.training.schedule import plan_stages
-from facebias.training.weighting import sample_weights
+from facebias.training.weighting import group_sample_weights
 
 
 @dataclass
@@ -78,7 +78,7 @@ def timed_stage(dataset, args, store: FeatureStore, cached: bool) -> StageTiming
             timing.losses.append(metrics["stage1/val_loss"])
 
     context = LoopContext(sink, verbose=0, feature_cache=FeatureCacheContext(store, dataset.digest(), enabled=cached))
-    train = (dataset.train.images, dataset.train.ages / 100.0, sample_weights("group", dataset.train.attributes))
+    train = (dataset.train.images, dataset.train.ages / 100.0, group_sample_weights(dataset.train.attributes))
     started = time.perf_counter()
     run_stage(model, stage, train, (dataset.valid.images, dataset.valid.ages / 100.0), 0, context)
     timing.total_s = time.perf_counter() - started

@@ -56,7 +56,7 @@ RESNET50_WARMUP = 3
 
 def write_arrays(workdir: Path) -> None:
     """Per split: uint8 images (facebias), float32 images (the kit's storage) and targets; group weights of train."""
-    from facebias.training.weighting import sample_weights
+    from facebias.training.weighting import group_sample_weights
 
     dataset = load_synthetic(**KIT_SIZES, image_size=IMAGE_SIZE)
     for name in SPLIT_NAMES:
@@ -68,7 +68,7 @@ def write_arrays(workdir: Path) -> None:
             kit[start:start + CHUNK] = split.images[start:start + CHUNK]
         kit.flush()
         del kit
-    np.save(workdir / "train_weights.npy", sample_weights("group", dataset.train.attributes))
+    np.save(workdir / "train_weights.npy", group_sample_weights(dataset.train.attributes))
 
 
 # ---------------------------------------------------------------- throughput

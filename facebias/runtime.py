@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
-from facebias.calibration import GroupOffsets, apply_group_offsets, cross_fitted, fit_group_offsets
-from facebias.config import BackboneConfig, CalibrationConfig, StatisticsConfig, TrainConfig, TrainerConfig
+from facebias.config import BackboneConfig, StatisticsConfig, TrainConfig, TrainerConfig
 from facebias.data.dataset import Dataset
-from facebias.data.groups import group_keys
 from facebias.data.pipeline import EVAL_BATCH_SIZE, inference_dataset
 from facebias.evaluation import SplitEvaluation, evaluate_split
+from facebias.mitigations.base import Correction
 from facebias.models.assemble import build_model
-from facebias.models.calibration import GROUP_INPUT, group_offset_hook
+from facebias.models.calibration import GROUP_INPUT
 from facebias.models.registry import min_input_size
 from facebias.models.serving import serving_model
 from facebias.progress import keras_verbose
@@ -50,22 +50,12 @@ def predict_ages(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_
     return model.predict(batches, verbose=keras_verbose()).reshape(-1) * AGE_NORMALISATION
 
 
-def serving(model: keras.Model, strategy: Any = None, offsets: GroupOffsets | None = None) -> keras.Model:
+def serving(model: keras.Model, strategy: Any = None, hook: tuple[Any, ...] = ()) -> keras.Model:
     """The trained `model` as users get it (uint8 images → years, `facebias.models.serving`), built in the scope
-    of the strategy that holds its variables; with `offsets`, it also takes each image's group key (input `group`)
-    and subtracts that group's offset (`facebias.models.calibration`)."""
-    hook = () if offsets is None else group_offset_hook(list(offsets.offsets), list(offsets.offsets.values()))
+    of the strategy that holds its variables; `hook`: a correction's post-processing (`Correction.serving_hook`,
+    e.g. group offsets subtracted, with the image's group key as a second input `group`)."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         return serving_model(model, *hook)
-
-
-def serving_inputs(images: np.ndarray, attributes: pd.DataFrame, offsets: GroupOffsets | None) -> Any:
-    """What the serving model of `serving(…, offsets)` takes: the uint8 images, or with offsets
-    {"image": images, "group": each image's group key over the calibration attributes (strings, dtype object)}."""
-    if offsets is None:
-        return images
-    keys = group_keys(attributes.reset_index(drop=True), offsets.attributes).to_numpy(dtype=object)
-    return {"image": images, GROUP_INPUT: keys}
 
 
 def predict_years(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE,
@@ -89,13 +79,14 @@ def set_execution(model: keras.Model, trainer: TrainerConfig) -> None:
 
 def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = None,
                    statistics: StatisticsConfig | None = None, trainer: TrainerConfig | None = None,
-                   calibration: CalibrationConfig | None = None) -> tuple[list[SplitEvaluation], GroupOffsets | None]:
+                   calibrate: Callable[[np.ndarray, np.ndarray, pd.DataFrame], Correction | None] | None = None,
+                   ) -> tuple[list[SplitEvaluation], Correction | None]:
     """Evaluate the validation and test splits (the first `limit` samples of each in quick mode), with the
     uncertainty of every score when `statistics` is given, predicting as `trainer` says (`set_execution`).
 
-    With calibration=group_offset, `val_raw` is the validation split before the correction, `val` after a
-    cross-fitted one (each fold corrected by offsets fitted on the others), `test` after the offsets fitted on the
-    whole validation split, which are returned with the evaluations.
+    `calibrate` (a mitigation's hook) may fit a post-hoc correction on the validation ages, predictions (years) and
+    attributes: then `val_raw` is the validation split before it, `val` the correction's own validation predictions
+    (cross-fitted, for group offsets) and `test` after it; the correction is returned with the evaluations.
     A split without labels (the starting kit's test split) is not evaluated: a warning says so.
     """
     if trainer is not None:
@@ -109,19 +100,18 @@ def evaluate_model(model: keras.Model, dataset: Dataset, limit: int | None = Non
             continue
         predicted = predict_ages(model, split.images[:limit])
         predictions[prefix] = split.ages[:limit], predicted, split.attributes.iloc[:limit]
-    evaluations, offsets = [], None
-    if calibration is not None and calibration.name == "group_offset" and "val" in predictions:
+    evaluations = []
+    correction = calibrate(*predictions["val"]) if calibrate is not None and "val" in predictions else None
+    if correction is not None:
         evaluations.append(evaluate_split("val_raw", *predictions["val"], statistics))
-        settings = calibration.attributes, calibration.shrinkage, calibration.min_count
-        offsets = fit_group_offsets(*predictions["val"], *settings)
-        ages, predicted, attributes = predictions["val"]
-        predictions["val"] = ages, cross_fitted(ages, predicted, attributes, calibration.attributes,
-                                                calibration.folds, calibration.seed, *settings[1:]), attributes
+        ages, _, attributes = predictions["val"]
+        predictions["val"] = ages, correction.validation, attributes
+        if "test" in predictions:
+            ages, predicted, attributes = predictions["test"]
+            predictions["test"] = ages, correction.apply(predicted, attributes), attributes
     for prefix, (ages, predicted, attributes) in predictions.items():
-        if offsets is not None and prefix != "val":
-            predicted = apply_group_offsets(predicted, attributes, offsets)
         evaluations.append(evaluate_split(prefix, ages, predicted, attributes, statistics))
-    return evaluations, offsets
+    return evaluations, correction
 
 
 def build_run_model(config: TrainConfig, image_size: tuple[int, int]) -> tuple[keras.Model, Any]:

@@ -129,3 +129,44 @@ def test_heavy_libraries_stay_in_their_layers(library: str, allowed: tuple[str, 
                if any(imported == library or imported.startswith(library + ".") for imported in imports_of(path))
                and not any(name == prefix or name.startswith(prefix + ".") for prefix in allowed)]
     assert outside == []
+
+
+def mitigation_name_comparisons(source: str) -> list[str]:
+    """Comparisons in `source` of a value with a registered mitigation name written as a string literal (alone or
+    in a tuple, list or set), e.g. `weighting.name == "group_dro"` or `method in ("none", "group")`. A name that
+    another registry also has ("none": trainer.distribute=none) counts only when the compared expression mentions
+    a mitigation kind (weighting, sampling, calibration)."""
+    from facebias.options import CALIBRATIONS, REGISTRIES, SAMPLINGS, WEIGHTINGS
+
+    kinds = (WEIGHTINGS, SAMPLINGS, CALIBRATIONS)
+    names = {name for registry in kinds for name in registry.names()}
+    shared = {name for registry in REGISTRIES if registry not in kinds for name in registry.names()}
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for operand in operands:
+            items = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+            literals = {item.value for item in items if isinstance(item, ast.Constant) and item.value in names}
+            others = " ".join(ast.unparse(other) for other in operands if other is not operand)
+            mentions_kind = any(registry.group in others for registry in kinds)
+            if literals - shared or (literals and mentions_kind):
+                found.append(ast.unparse(node))
+    return found
+
+
+def test_the_name_rule_catches_name_tests() -> None:
+    assert mitigation_name_comparisons('if weighting.name != "group_dro": pass') != []
+    assert mitigation_name_comparisons('x = method in ("none", "group_dro")') != []
+    assert mitigation_name_comparisons('x = config.calibration.name == "none"') != []
+    assert mitigation_name_comparisons('x = trainer.distribute == "none"') == []
+
+
+def test_mitigation_names_are_compared_only_in_their_registry() -> None:
+    """Which mitigation a run has decides what happens through its hooks (facebias.mitigations), never by testing
+    its name: outside facebias/options.py no module compares a value with a weighting, sampling or calibration
+    name."""
+    found = {name: hits for name, path in MODULES.items() if name != "facebias.options"
+             and (hits := mitigation_name_comparisons(path.read_text()))}
+    assert found == {}

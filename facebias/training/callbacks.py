@@ -33,7 +33,7 @@ class StageCurveLogger(keras.callbacks.Callback):
         self.on_epoch_done = on_epoch_done
         """(epochs done, records) → the records to send now, after the finiteness check: checkpoints go here."""
         self.extra_curves = extra_curves
-        """The epoch's curves beyond Keras' logs (group DRO's largest weight)."""
+        """The epoch's curves beyond Keras' logs (a mitigation's, e.g. group DRO's largest weight)."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

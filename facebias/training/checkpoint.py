@@ -11,7 +11,7 @@ file, synced, then renamed over the old one), so a kill at any moment leaves the
 - the early-stopping state: best value, best epoch, wait counter and best weights;
 - the Python and NumPy RNG states and the run seed (shuffles and augmentation are stateless, keyed by
   (seed, epoch), so they need nothing more);
-- group DRO's per-group weights q (weighting=group_dro);
+- the mitigations' state (e.g. group DRO's per-group weights q, JTT's up-weighted examples);
 - what the loop noted per stage (whether it trained on cached features, with the cache's hits and misses), and
   the last curve values or, once the last stage is over, the run's loop summary (resent if a kill lost them).
 """
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FOLDER = "checkpoint"
 CHECKPOINT_FILE = "last.npz"
 FINAL_WEIGHTS_FILE = "model.weights.h5"
-FORMAT = "facebias-checkpoint/1"
+FORMAT = "facebias-checkpoint/2"
 
 
 def checkpoint_path(output_dir: Path) -> Path:
@@ -79,8 +79,8 @@ class Checkpoint:
     """One note per stage begun: whether it trained on cached backbone features, and why not."""
     cache_counts: list[list[int]] = field(default_factory=list)
     """Feature-cache [hits, misses] per stage begun."""
-    dro_q: list[float] | None = None
-    """Group DRO's per-group weights q (weighting=group_dro), else None."""
+    mitigation_state: Any = None
+    """The mitigations' state (facebias.training.hooks `state`, JSON-friendly), else None."""
 
     @property
     def global_epoch(self) -> int:

@@ -7,6 +7,7 @@ update happens inside the Keras loss, so it runs in the compiled train step; val
 column, and on them the loss is the plain MSE (early stopping and `val_loss` are as without DRO).
 
 q lives in a non-trainable variable outside the model: checkpoints save it (`state`) and resume restores it.
+`GroupDRO` is the loop's hooks (facebias.training.hooks) for it: loss, curves, state.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from facebias.training.hooks import TrainingHooks
+
 DRO_CURVES: tuple[str, str] = ("dro_q_max", "dro_q_max_group")
 """The curves a DRO run adds: the largest q, and its group's index into the group list (dro_groups.json)."""
 
 
-class GroupDRO:
+class GroupDRO(TrainingHooks):
     """The DRO state of a run: the group names, the step size and the current weights q (uniform at first)."""
 
     def __init__(self, group_names: Sequence[str], step_size: float) -> None:

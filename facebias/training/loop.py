@@ -31,16 +31,17 @@ from facebias.training.feature_cache import (
     payoff_blocker,
     stage_backbone_reads,
 )
-from facebias.training.group_dro import GroupDRO
+from facebias.training.hooks import TrainingHooks
 from facebias.training.schedule import StagePlan
 from facebias.vocab import AGE_NORMALISATION
 
 
 def _flat_pair(y_true, y_pred):
     """Targets and predictions as matching 1-D tensors: a (batch,) target against a (batch, 1) prediction must not
-    broadcast to (batch, batch). Group DRO's (target, group) pairs give their target column."""
+    broadcast to (batch, batch). Packed targets (target, extra columns…: a mitigation's loss reads the extras) give
+    their first column."""
     y_pred = ops.reshape(y_pred, (-1,))
-    if len(y_true.shape) == 2 and y_true.shape[-1] == 2:
+    if len(y_true.shape) == 2:
         y_true = y_true[:, 0]
     return ops.reshape(ops.cast(y_true, y_pred.dtype), (-1,)), y_pred
 
@@ -100,8 +101,8 @@ class LoopContext:
     """Epochs run by each finished stage (run_schedule fills it)."""
     model: keras.Model | None = None
     """The whole model (run_schedule sets it): what checkpoints save, even when a stage fits only the head."""
-    dro: GroupDRO | None = None
-    """Group DRO's state when weighting=group_dro (training targets then carry group codes); saved in checkpoints."""
+    hooks: TrainingHooks = field(default_factory=TrainingHooks)
+    """The mitigations' loss, curves and checkpointed state (facebias.training.hooks)."""
     sampling_groups: np.ndarray | None = None
     """Each training sample's group code when sampling=balanced; None: shuffled epochs."""
     unsent: EpochRecords = field(default_factory=list)
@@ -120,7 +121,7 @@ class LoopContext:
             early_stopping=early_stopping, python_rng=python_rng, numpy_rng=numpy_rng,
             last_metrics={"records": [[metrics, step] for metrics, step in records or []]},
             notes=list(self.notes), cache_counts=[list(counts) for counts in self.cache_counts],
-            dro_q=None if self.dro is None else self.dro.state()))
+            mitigation_state=self.hooks.state()))
 
     def summary(self) -> dict[str, float]:
         """The loop's metrics, sent once when the last stage is over: epochs per stage, feature-cache hits/misses."""
@@ -141,7 +142,7 @@ def _compile(model: keras.Model, stage: StagePlan, context: LoopContext, steps_p
     """Compile for the stage; `steps_per_execution` training steps run per call of the training function (the same
     batches and updates as one step per call, with less per-step overhead)."""
     with context.scope():
-        loss = "mse" if context.dro is None else context.dro.loss()
+        loss = context.hooks.loss() or "mse"
         model.compile(optimizer=keras.optimizers.Adam(stage.lr), loss=loss, metrics=[squared_error, mae_years],
                       run_eagerly=stage.run_eagerly, jit_compile="auto" if context.jit_compile is None
                       else context.jit_compile, steps_per_execution=1 if stage.run_eagerly else steps_per_execution)
@@ -187,8 +188,7 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
         context.save_checkpoint(stage.index, epochs_done, model.optimizer, stopping.state(), records)
         return records
 
-    logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint,
-                              None if context.dro is None else context.dro.curves)
+    logger = StageCurveLogger(stage, first_global_epoch, context.sink, done, checkpoint, context.hooks.curves)
     model.fit(
         batches,
         initial_epoch=done,
@@ -296,8 +296,8 @@ def run_schedule(
         for variable, value in zip(variables, resume.model_variables, strict=True):
             variable.assign(value)
         restore_rng(resume.python_rng, resume.numpy_rng)
-        if context.dro is not None and resume.dro_q is not None:
-            context.dro.restore(resume.dro_q)
+        if resume.mitigation_state is not None:
+            context.hooks.restore(resume.mitigation_state)
     for stage in stages[len(context.stage_epochs):]:
         in_stage = resume if resume is not None and resume.stage == stage.index else None
         epochs = run_stage(model, stage, train, valid, sum(context.stage_epochs), context, in_stage)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from facebias.config import StageConfig, TrainerConfig, stage_key
 from facebias.options import TRAINABLE_PARTS
@@ -56,3 +56,16 @@ def plan_stages(stages: list[StageConfig], trainer: TrainerConfig) -> list[Stage
         )
         for index, stage in enumerate(stages, start=1)
     ]
+
+
+def cap_total_epochs(stages: list[StagePlan], epochs: int) -> list[StagePlan]:
+    """The stages in order with at most `epochs` epochs in all: each stage's max_epochs is cut to what is left of
+    the budget (counting every stage's max_epochs, whether or not early stopping ends it sooner); stages with
+    nothing left are dropped."""
+    capped, left = [], epochs
+    for stage in stages:
+        if left <= 0:
+            break
+        capped.append(replace(stage, max_epochs=min(stage.max_epochs, left)))
+        left -= capped[-1].max_epochs
+    return capped

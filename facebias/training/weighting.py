@@ -1,7 +1,5 @@
-"""Per-sample loss weights: none, or the study's group class weights w_g = N / (2 · n_g) (pure numpy/pandas).
-
-Group DRO (`group_dro`) has no fixed weights: its per-group weights change every step (facebias.training.group_dro).
-"""
+"""The study's group class weights w_g = N / (2 · n_g), per group and per training sample (pure numpy/pandas);
+weighting=group (facebias.mitigations.group_weights) uses them."""
 
 from __future__ import annotations
 
@@ -11,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from facebias.data.groups import GROUP_COLUMNS, group_keys
-from facebias.options import WEIGHTINGS
 
 
 def group_weights(train_attributes: pd.DataFrame, columns: Sequence[str] = GROUP_COLUMNS) -> dict[str, float]:
@@ -22,13 +19,7 @@ def group_weights(train_attributes: pd.DataFrame, columns: Sequence[str] = GROUP
     return {str(group): total / (2.0 * count) for group, count in counts.items()}
 
 
-def sample_weights(method: str, train_attributes: pd.DataFrame,
-                   columns: Sequence[str] = GROUP_COLUMNS) -> np.ndarray | None:
-    """Per-sample weights of the training split for a weighting method (WEIGHTINGS), or None when unweighted
-    (`none`, and `group_dro`, whose weights are not fixed)."""
-    if method in ("none", "group_dro"):
-        return None
-    if method == "group":
-        weights = group_weights(train_attributes, columns)
-        return group_keys(train_attributes, columns).map(weights).to_numpy(dtype=np.float32)
-    raise ValueError(f"unknown weighting {method!r}; accepted: {list(WEIGHTINGS.names())}")
+def group_sample_weights(train_attributes: pd.DataFrame, columns: Sequence[str] = GROUP_COLUMNS) -> np.ndarray:
+    """Each training sample's weight w_g of its group (`group_weights`), float32."""
+    weights = group_weights(train_attributes, columns)
+    return group_keys(train_attributes, columns).map(weights).to_numpy(dtype=np.float32)

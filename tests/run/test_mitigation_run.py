@@ -66,7 +66,7 @@ def test_calibration_logs_val_before_and_cross_fitted_after_and_test_after_only(
     assert {key: cell["raw_mean_residual"] for key, cell in cells.items()} == pytest.approx(means.to_dict())
     fold = np.empty(len(raw), dtype=int)
     fold[np.random.default_rng(0).permutation(len(raw))] = np.arange(len(raw)) % 5  # calibration.seed, folds
-    cross = raw["predicted_age"].to_numpy(dtype=float)
+    cross = raw["predicted_age"].to_numpy(dtype=float, copy=True)
     for k in range(5):
         rest = pd.Series(residual[fold != k].to_numpy()).groupby(keys[fold != k].to_numpy())
         fitted = rest.mean().where(rest.size() >= 2, 0.0)

@@ -10,6 +10,7 @@ import pytest
 
 from facebias.training.checkpoint import load_checkpoint
 from facebias.training.group_dro import GroupDRO
+from facebias.training.hooks import TrainingHooks
 from facebias.training.loop import LoopContext, run_schedule
 from facebias.training.schedule import StagePlan
 
@@ -65,7 +66,8 @@ def _train(dro: GroupDRO | None, epochs: int = 6, checkpoint: Path | None = None
         index=1, trainable="head", lr=0.05, max_epochs=epochs, patience=epochs, batch_size=40, max_train_batches=None
     )
     train_targets = targets if dro is None else dro.pack(targets, codes)
-    context = LoopContext(sink=lambda metrics, step: None, verbose=0, dro=dro, checkpoint_file=checkpoint)
+    context = LoopContext(sink=lambda metrics, step: None, verbose=0, hooks=dro or TrainingHooks(),
+                          checkpoint_file=checkpoint)
     run_schedule(model, [stage], (x, train_targets, None), (x[valid], targets[valid]), context)
     predicted = model.predict(x, verbose=0)[:, 0]
     return np.array([np.mean((predicted - targets)[codes == g] ** 2) for g in (0, 1)])
@@ -80,19 +82,20 @@ def test_dro_raises_the_weight_of_the_worst_group_and_lowers_its_loss(tmp_path: 
     assert q[1] > 0.5 > q[0], f"the worst group's weight rose from 0.5: {q}"
     assert robust[1] < plain[1] / 2, f"its loss fell: {robust[1]} with DRO vs {plain[1]} without"
     assert robust.max() < 0.6 * plain.max(), "the worst-group loss is what DRO minimises"
-    assert load_checkpoint(tmp_path / "last.npz").dro_q == pytest.approx(list(q), rel=1e-6), "q is checkpointed"
+    saved = load_checkpoint(tmp_path / "last.npz").mitigation_state
+    assert saved == pytest.approx(list(q), rel=1e-6), "q is checkpointed"
 
 
 def test_resume_restores_q(tmp_path: Path) -> None:
     saved = GroupDRO(["majority", "minority"], step_size=1.0)
     _train(saved, epochs=2, checkpoint=tmp_path / "last.npz")
     checkpoint = load_checkpoint(tmp_path / "last.npz")
-    assert checkpoint.dro_q[1] != pytest.approx(0.5), "two epochs moved q"
+    assert checkpoint.mitigation_state[1] != pytest.approx(0.5), "two epochs moved q"
     resumed = GroupDRO(["majority", "minority"], step_size=1.0)
     x, targets, codes = _toy()
     stage = StagePlan(
         index=1, trainable="head", lr=0.05, max_epochs=2, patience=2, batch_size=40, max_train_batches=None
     )
-    context = LoopContext(sink=lambda metrics, step: None, verbose=0, dro=resumed, resume=checkpoint)
+    context = LoopContext(sink=lambda metrics, step: None, verbose=0, hooks=resumed, resume=checkpoint)
     run_schedule(_linear_model(), [stage], (x, resumed.pack(targets, codes), None), (x, targets), context)
     np.testing.assert_allclose(resumed.weights(), saved.weights(), rtol=1e-6)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from facebias.data.groups import group_keys
-from facebias.training.weighting import group_weights, sample_weights
+from facebias.training.weighting import group_sample_weights, group_weights
 
 
 def _frame() -> pd.DataFrame:
@@ -24,16 +24,10 @@ def test_group_weights_formula_and_count() -> None:
 
 
 def test_sample_weights_follow_each_rows_group() -> None:
-    weights = sample_weights("group", _frame())
+    weights = group_sample_weights(_frame())
     assert weights.tolist() == pytest.approx([8 / 6] * 3 + [4.0] + [1.0] * 4)
     # every group carries the same total weight N / 2
     assert weights[:3].sum() == pytest.approx(weights[3:4].sum()) == pytest.approx(weights[4:].sum())
-
-
-def test_no_weighting_and_unknown_method() -> None:
-    assert sample_weights("none", _frame()) is None
-    with pytest.raises(ValueError, match="accepted"):
-        sample_weights("inverse", _frame())
 
 
 def test_group_key_needs_every_column() -> None:
