@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import run_facebias, store_runs
 
-from facebias.metrics import bias_intervals, bias_scores, permutation_null
+from facebias.metrics import bias_intervals, bias_scores, debiased_bias_scores, permutation_null
 
 ONE_EPOCH = ["data.n_train=800", "data.n_valid=200", "data.n_test=100", "schedule.stages.0.max_epochs=1",
              "schedule.stages.0.batch_size=8", "schedule.stages.0.lr=3e-3", "weighting=none", "trainer.verbose=0",
@@ -73,6 +73,12 @@ def test_logged_scores_intervals_and_nulls_are_those_of_the_logged_predictions(r
         scores = bias_scores(ages, predicted, attributes)
         intervals = bias_intervals(ages, predicted, attributes, n_resamples=400, seed=0)
         nulls = permutation_null(ages, predicted, attributes, n_permutations=300, seed=0)
+        debiased = debiased_bias_scores(ages, predicted, attributes, n_resamples=400, seed=0)
+        assert len(debiased) == 4
+        for name, result in debiased.items():
+            logged = [metrics[f"{split}/{name}{suffix}"] for suffix in ("", "_ci_low", "_ci_high")]
+            assert logged == pytest.approx([result.estimate, result.low, result.high], rel=1e-9)
+            assert 0.0 <= logged[1] <= logged[2]
         for name, value in scores.items():
             assert metrics[f"{split}/{name}"] == pytest.approx(value, rel=1e-9)
             assert metrics[f"{split}/{name}_ci_low"] == pytest.approx(intervals[name][0], rel=1e-9)
