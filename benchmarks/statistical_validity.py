@@ -56,10 +56,12 @@ SPREAD_GROUPS = {"gender_bias": ("gender", "female", 972), "ethnicity_bias": ("e
 
 def trained_runs(workdir: Path) -> pd.DataFrame:
     """The sweep's FINISHED runs: run_id, weighting, seed."""
-    from facebias.run.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
+    from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
     from facebias.tracking.queries import load_sweep_runs
+    from facebias.tracking.store import TrackingStore
 
-    _, children = load_sweep_runs(store_uri(workdir), "facebias", parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
+    _, children = load_sweep_runs(TrackingStore(store_uri(workdir), "facebias"),
+                                  parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE})
     finished = children[children["status"] == "FINISHED"]
     return pd.DataFrame({"run_id": finished["run_id"], "weighting": finished["tags.facebias.weighting"],
                          "seed": finished["tags.facebias.seed"].astype(int)}).sort_values(["weighting", "seed"])
