@@ -175,11 +175,13 @@ def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Pa
                                    overrides=SimpleNamespace(task=["seed=1"]))
     config = compose_train(["tracking=none"])
     result = RunResult("r", {"val/mae": 7.5, "test/mae": 6.25}, tmp_path, "")
-    returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {})
+    returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {},
+                             None)
     assert returned == 7.5
     result.metrics["val/mean_bias"] = 2.5
     hydra_config.sweeper = SimpleNamespace(direction=["minimize", "minimize"])
-    returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {})
+    returned = run_sweep_job(to_train_config(config), {"seed": 1}, hydra_config, lambda *a, **k: result, "n", {},
+                             None)
     assert returned == (7.5, 2.5), "a two-objective search gets (val/mae, val/mean_bias)"
 
 
