@@ -71,33 +71,49 @@ def store_uri(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
 
 
+def pool_images(workdir: Path, size: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The fresh pool (labels and uint8 images), drawn from the generator with POOL_SEED; cached in the workdir."""
+    cache = workdir / f"pool_images_{size}.npy"
+    labels_file = workdir / f"pool_labels_{size}.csv"
+    if cache.exists() and labels_file.exists():
+        return pd.read_csv(labels_file), np.load(cache, mmap_mode="r")
+    rng = np.random.default_rng(POOL_SEED)
+    labels, images = [], np.lib.format.open_memmap(cache.with_suffix(".partial.npy"), mode="w+", dtype=np.uint8,
+                                                   shape=(size, 64, 64, 3))
+    for start in range(0, size, CHUNK):
+        split = generate_split(min(CHUNK, size - start), 64, rng)
+        images[start:start + len(split.ages)] = split.images
+        labels.append(split.attributes[list(ATTRIBUTES)].assign(apparent_age=split.ages))
+        print(f"  pool: {start + len(split.ages)} of {size} images drawn", flush=True)
+    images.flush()
+    cache.with_suffix(".partial.npy").rename(cache)
+    frame = pd.concat(labels, ignore_index=True)
+    frame.to_csv(labels_file, index=False)
+    return frame, np.load(cache, mmap_mode="r")
+
+
 def pool_predictions(workdir: Path, runs: pd.DataFrame, size: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The pool's labels (apparent_age, gender, ethnicity, expression) and every run's predictions (runs × pool)."""
-    cache = workdir / f"pool_{size}.npz"
+    """The pool's labels (gender, ethnicity, expression, apparent_age) and every run's predictions (runs × pool),
+    cached in <workdir>/pool_predictions_<size>.npz."""
+    labels, images = pool_images(workdir, size)
+    cache = workdir / f"pool_predictions_{size}.npz"
     if cache.exists():
         stored = np.load(cache, allow_pickle=False)
         if list(stored["run_ids"]) == list(runs["run_id"]):
-            labels = pd.DataFrame({"apparent_age": stored["ages"],
-                                   **{column: stored[column].astype(object) for column in ATTRIBUTES}})
             return labels, stored["predictions"]
     from facebias.runtime import predict_years
     from facebias.tracking.models import load_keras_model
 
+    predictions = []
     with tempfile.TemporaryDirectory() as folder:
-        models = [load_keras_model(f"runs:/{run_id}/model", store_uri(workdir), Path(folder) / run_id)[0]
-                  for run_id in runs["run_id"]]
-    rng = np.random.default_rng(POOL_SEED)
-    labels, predictions = [], []
-    for start in range(0, size, CHUNK):
-        split = generate_split(min(CHUNK, size - start), 64, rng)
-        labels.append(split.attributes[list(ATTRIBUTES)].assign(apparent_age=split.ages))
-        predictions.append(np.vstack([predict_years(model, split.images) for model in models]))
-        print(f"  pool: {start + len(split.ages)} of {size} images predicted by {len(models)} models", flush=True)
-    frame = pd.concat(labels, ignore_index=True)
-    matrix = np.hstack(predictions)
-    np.savez(cache, run_ids=runs["run_id"].to_numpy(dtype=str), ages=frame["apparent_age"].to_numpy(),
-             predictions=matrix, **{column: frame[column].to_numpy(dtype=str) for column in ATTRIBUTES})
-    return frame, matrix
+        for number, run_id in enumerate(runs["run_id"], start=1):
+            model = load_keras_model(f"runs:/{run_id}/model", store_uri(workdir), Path(folder) / run_id)[0]
+            predictions.append(np.concatenate([predict_years(model, np.asarray(images[start:start + CHUNK]))
+                                               for start in range(0, size, CHUNK)]))
+            print(f"  pool predicted by {number} of {len(runs)} models", flush=True)
+    matrix = np.vstack(predictions)
+    np.savez(cache, run_ids=runs["run_id"].to_numpy(dtype=str), predictions=matrix)
+    return labels, matrix
 
 
 def population_values(labels: pd.DataFrame, predicted: np.ndarray) -> dict[str, float]:
