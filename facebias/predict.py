@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from facebias.cli import Command, run_command
-from facebias.config import TrackingConfig
+from facebias.config import tracking_config
 from facebias.data.dataset import ATTRIBUTE_COLUMNS
 from facebias.data.groups import group_keys
 from facebias.data.inputs import LABEL_COLUMNS, default_attributes, read_attributes, read_images
@@ -59,7 +59,7 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
             raise ConfigError(f"{key} is not set: run `python -m facebias.predict model=runs:/<run id>/model "
                               "images=<folder of images | .npy>`.")
     images_path = Path(cfg.images)
-    store = tracking_store(TrackingConfig(**OmegaConf.to_container(cfg.tracking)), Path.cwd())  # type: ignore[arg-type]
+    store = tracking_store(tracking_config(cfg.tracking), Path.cwd())
     if store is None and not Path(str(cfg.model)).is_dir():
         raise ConfigError(f"model={cfg.model} is read from MLflow: drop tracking=none, or give a model folder.")
     with tempfile.TemporaryDirectory(prefix="facebias-model-") as folder:

@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from facebias.config import TrackingConfig, TrainConfig, register_configs, to_train_config
+from facebias.config import TrainConfig, register_configs, to_train_config, tracking_config
 from facebias.errors import FacebiasError
 from facebias.identity import run_tags
 from facebias.overrides import explain
@@ -53,7 +53,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    store = tracking_store(TrackingConfig(**resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
+    store = tracking_store(tracking_config(resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
     run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir), store=store,
                   choices=choices)
     if multirun:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from numbers import Integral
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from hydra.core.config_store import ConfigStore
@@ -191,6 +191,12 @@ class TrainConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     resume: str | None = None
+
+
+def tracking_config(section: DictConfig | dict[str, Any]) -> TrackingConfig:
+    """A composed `tracking` section (or the plain dict it resolves to) as a TrackingConfig."""
+    plain = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else section
+    return TrackingConfig(**cast(dict[str, Any], plain))
 
 
 def stage_key(position: int) -> str:

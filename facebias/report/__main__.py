@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from facebias.cli import Command, run_command
-from facebias.config import TrackingConfig
+from facebias.config import tracking_config
 from facebias.errors import ConfigError, StorageError
 from facebias.report.build import build_report, load_sweep
 from facebias.report.render import format_markdown
@@ -44,8 +44,7 @@ REPORT = Command(
 def report_store(cfg: DictConfig) -> TrackingStore:
     """The one store the report reads runs from and marks dead runs in: `tracking_uri` if given, else as training
     finds it."""
-    section = TrackingConfig(**OmegaConf.to_container(cfg.tracking, resolve=True))  # type: ignore[arg-type]
-    store = tracking_store(section, Path.cwd(), cfg.tracking_uri or None)
+    store = tracking_store(tracking_config(cfg.tracking), Path.cwd(), cfg.tracking_uri or None)
     if store is None:
         raise ConfigError("tracking=none leaves the report no runs to read: drop it, or give tracking_uri=<MLflow "
                           "store>.")

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import facebias.identity as identity
-from facebias.config import TrackingConfig
+from facebias.config import tracking_config
 from facebias.errors import FacebiasError
 from facebias.identity import config_fingerprint, sweep_key
 from facebias.io import write_json, write_text
@@ -71,8 +71,7 @@ def objective_values(metrics: Mapping[str, float], objectives: tuple[str, ...]) 
 def sweep_store(config: DictConfig) -> TrackingStore | None:
     """The store of a multirun (None: tracking disabled): its `tracking` section, with a relative store folder under
     the directory the sweep command was started in (hydra.runtime.cwd), as its jobs resolve it."""
-    section = TrackingConfig(**OmegaConf.to_container(config.tracking, resolve=True))  # type: ignore[arg-type]
-    return tracking_store(section, Path(config.hydra.runtime.cwd))
+    return tracking_store(tracking_config(config.tracking), Path(config.hydra.runtime.cwd))
 
 
 @dataclass(frozen=True)
