@@ -2,14 +2,16 @@
 
 Trains the default model (small_cnn + MLP, from_scratch schedule) once per seed for every mitigation — the
 baseline (weighting=none, sampling=shuffle, calibration=none), weighting=group, weighting=group_dro,
-sampling=balanced and calibration=group_offset, each alone on top of the baseline — as one facebias sweep per
-mitigation into one fresh MLflow store. Then prints, per test score and mitigation: the mean and 95 % t interval
-over seeds, the mean noise floor (each run's permutation null of the bias), the difference from the baseline and
-Welch's t test of it (beyond noise when p < 0.05).
+sampling=balanced, calibration=group_offset, weighting=jtt and weighting=lds, each alone on top of the baseline
+(with its default settings) — as one facebias sweep per mitigation into one fresh MLflow store. Then prints, per
+test score and mitigation: the mean and 95 % interval from the two-level bootstrap (seeds and test images), the
+difference from the baseline and its p-value, Holm-corrected over every test of the table
+(facebias.report.comparison; beyond noise when < 0.05). Every arm needs at least 3 seeds.
 
     python benchmarks/mitigation.py [--seeds 0,1,2,3,4] [--workdir DIR] [--report-only] [overrides ...]
 
-Extra overrides go to every run, e.g. smaller data for a shorter benchmark: data.n_train=1500 data.n_valid=500.
+Extra overrides go to every run, e.g. smaller data for a shorter benchmark: data.n_train=1500 data.n_valid=500,
+or `--seeds 0,1,2 trainer=smoke` to try the benchmark itself in a few minutes (quick mode: no results).
 """
 
 from __future__ import annotations
@@ -20,22 +22,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from facebias.identity import SWEEP_PARENT_ROLE, SWEEP_ROLE_TAG
-from facebias.report.significance import seed_interval, welch_p
-from facebias.report.table import METRICS
+from facebias.report.build import run_predictions
+from facebias.report.comparison import compare_with_baseline, markdown
+from facebias.report.table import finished_runs
 from facebias.tracking.queries import load_sweep_runs
 from facebias.tracking.store import TrackingStore
 
-BASELINE = ("weighting=none", "sampling=shuffle", "calibration=none")
+BASELINE_ARM = "none (baseline)"
 MITIGATIONS: dict[str, tuple[str, ...]] = {
-    "none (baseline)": BASELINE,
+    BASELINE_ARM: ("weighting=none", "sampling=shuffle", "calibration=none"),
     "weighting=group": ("weighting=group", "sampling=shuffle", "calibration=none"),
     "weighting=group_dro": ("weighting=group_dro", "sampling=shuffle", "calibration=none"),
     "sampling=balanced": ("weighting=none", "sampling=balanced", "calibration=none"),
     "calibration=group_offset": ("weighting=none", "sampling=shuffle", "calibration=group_offset"),
+    "weighting=jtt": ("weighting=jtt", "sampling=shuffle", "calibration=none"),
+    "weighting=lds": ("weighting=lds", "sampling=shuffle", "calibration=none"),
 }
 """Display name → the three group choices of its runs."""
 
@@ -44,45 +46,18 @@ def _sweep_name(name: str) -> str:
     return "mitigation_" + name.split(" ")[0].replace("=", "_")
 
 
-def _runs(store: str, sweep: str) -> pd.DataFrame:
-    """The FINISHED runs of the most recent sweep named `sweep`."""
-    _, children = load_sweep_runs(
-        TrackingStore(store, "facebias"), parent_tags={SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE, "mlflow.runName": sweep}
-    )
-    return children[children["status"] == "FINISHED"]
-
-
-def _cell(values: np.ndarray) -> str:
-    low, high = seed_interval(values)
-    return f"{values.mean():.3f} [{low:.3f}, {high:.3f}]"
-
-
-def report(store: str) -> None:
+def report(store: TrackingStore) -> None:
     """Print the table of every mitigation against the baseline."""
-    runs = {name: _runs(store, _sweep_name(name)) for name in MITIGATIONS}
-    baseline = runs["none (baseline)"]
-    seeds = sorted(int(s) for s in baseline["tags.facebias.seed"].unique())
-    print(
-        f"\ntest split, default model, seeds {seeds}; mean [95 % t interval over seeds]; noise floor: mean of the "
-        "runs' permutation nulls; Δ: mitigation − baseline, Welch p, beyond noise when p < 0.05"
-    )
-    print("| mitigation | n | " + " | ".join(column for _, column in METRICS) + " |")
-    print("|---|---:|" + "---:|" * len(METRICS))
-    for name, frame in runs.items():
-        cells = []
-        for metric, _ in METRICS:
-            values = frame[f"metrics.test/{metric}"].astype(float).to_numpy()
-            cell = _cell(values)
-            null = f"metrics.test/{metric}_null"
-            if null in frame:
-                cell += f"<br>floor {frame[null].astype(float).mean():.3f}"
-            if name != "none (baseline)":
-                base = baseline[f"metrics.test/{metric}"].astype(float).to_numpy()
-                p_value = welch_p(values, base)
-                verdict = "**beyond noise**" if p_value < 0.05 else "within noise"
-                cell += f"<br>Δ {values.mean() - base.mean():+.3f}, p {p_value:.3f}, {verdict}"
-            cells.append(cell)
-        print(f"| {name} | {len(frame)} | " + " | ".join(cells) + " |")
+    arms = {}
+    for name in MITIGATIONS:
+        parent_tags = {SWEEP_ROLE_TAG: SWEEP_PARENT_ROLE, "mlflow.runName": _sweep_name(name)}
+        runs = finished_runs(load_sweep_runs(store, parent_tags=parent_tags)[1])
+        arms[name] = list(run_predictions(store, runs, "test").values())
+    table = compare_with_baseline(arms, BASELINE_ARM)
+    print(f"\ntest split, default model; mean [95 % two-level bootstrap interval: seeds and test images]; each "
+          f"mitigation vs. the baseline, Holm-corrected over the {table.attrs['family']} tests of the table "
+          f"(α = {table.attrs['alpha']})")
+    print(markdown(table))
 
 
 def main() -> None:
@@ -109,7 +84,7 @@ def main() -> None:
             ]
             print("running:", " ".join(command), f"(in {workdir})", flush=True)
             subprocess.run(command, cwd=workdir, check=True)
-    report(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")
+    report(TrackingStore(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "facebias"))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ class Checkpoint:
 def capture_rng() -> tuple[Any, Any]:
     """The Python and NumPy global RNG states, JSON-friendly."""
     version, internal, gauss = random.getstate()
-    name, keys, position, has_gauss, cached = np.random.get_state()
+    numpy_state: Any = np.random.get_state()
+    name, keys, position, has_gauss, cached = numpy_state
     return [version, list(internal), gauss], [name, keys.tolist(), int(position), int(has_gauss), float(cached)]
 
 
@@ -115,7 +116,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "best": stopping.best, "best_epoch": stopping.best_epoch, "wait": stopping.wait,
         "has_best_weights": stopping.best_weights is not None}
     state["has_optimizer"] = checkpoint.optimizer_variables is not None
-    arrays = {"state": np.asarray(json.dumps(state))}
+    arrays: dict[str, Any] = {"state": np.asarray(json.dumps(state))}
     arrays.update({f"model_{i}": np.asarray(v) for i, v in enumerate(checkpoint.model_variables)})
     for i, value in enumerate(checkpoint.optimizer_variables or []):
         arrays[f"optimizer_{i}"] = np.asarray(value)

@@ -35,6 +35,11 @@ from facebias.training.hooks import TrainingHooks
 from facebias.training.schedule import StagePlan
 from facebias.vocab import AGE_NORMALISATION
 
+TrainData = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+"""The training split as the loop takes it: images, targets (age / 100, or packed by a mitigation), weights."""
+ValidData = tuple[np.ndarray, np.ndarray]
+"""The validation split: images, age / 100."""
+
 
 def _flat_pair(y_true, y_pred):
     """Targets and predictions as matching 1-D tensors: a (batch,) target against a (batch, 1) prediction must not
@@ -160,7 +165,7 @@ def _restore_optimizer(model: keras.Model, values: list[np.ndarray], context: Lo
         variable.assign(value)
 
 
-def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first_global_epoch: int,
+def _fit(model: keras.Model, stage: StagePlan, train: TrainData, valid: ValidData, first_global_epoch: int,
          context: LoopContext, augmentation: AugmentationConfig | None, resume: Checkpoint | None = None) -> int:
     """model.fit on the pipelines, with early stopping (best weights restored) and the curve logger.
 
@@ -202,18 +207,17 @@ def _fit(model: keras.Model, stage: StagePlan, train: tuple, valid: tuple, first
     return logger.epochs_run
 
 
-def _cached_features(model: keras.Model, splits: dict[str, tuple[str, np.ndarray]], context: LoopContext
-                     ) -> list[np.ndarray]:
+def _cached_features(model: keras.Model, splits: dict[str, tuple[str, np.ndarray]], store: FeatureStore,
+                     jit_compile: bool | None) -> list[np.ndarray]:
     """Each split's (key, images) stored features, or computed by one feature pass shared by the splits (built only
     when one is missing)."""
     passes: list[FeaturePass] = []
 
     def compute(images: np.ndarray, split: str) -> np.ndarray:
         if not passes:
-            passes.append(FeaturePass(model, context.jit_compile))
+            passes.append(FeaturePass(model, jit_compile))
         return passes[0](images, f"{split} features")
 
-    store = context.feature_cache.store
     return [store.features(key, partial(compute, images, split)) for split, (key, images) in splits.items()]
 
 
@@ -226,8 +230,8 @@ def _feature_keys(model: keras.Model, train: np.ndarray, valid: np.ndarray, cach
 def run_stage(
     model: keras.Model,
     stage: StagePlan,
-    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    valid: tuple[np.ndarray, np.ndarray],
+    train: TrainData,
+    valid: ValidData,
     first_global_epoch: int,
     context: LoopContext,
     resume: Checkpoint | None = None,
@@ -246,18 +250,20 @@ def run_stage(
     if blocker is None and context.strategy is not None:
         blocker = "training is distributed (trainer.distribute) and the cache path runs on one device"
     (images, targets, weights), n_valid = train, len(valid[0])
-    if blocker is None:
+    keys: list[str] = []
+    if blocker is None and cache is not None:
         keys = _feature_keys(model, images, valid[0], cache)
         reads = stage_backbone_reads(stage.max_epochs, len(images), stage.batch_size, stage.max_train_batches, n_valid)
         blocker = payoff_blocker(reads, len(images) + n_valid, all(cache.store.has(key) for key in keys))
-    if blocker is not None:
+    if blocker is not None or cache is None:
         context.notes.append(f"stage {stage.index}: backbone recomputed every epoch because {blocker}")
         context.cache_counts.append((0, 0))
         _compile(model, stage, context)
         return _fit(model, stage, train, valid, first_global_epoch, context, context.augmentation, resume)
     hits, misses = cache.store.hits, cache.store.misses
     train_features, valid_features = _cached_features(model, {"train": (keys[0], images),
-                                                                      "valid": (keys[1], valid[0])}, context)
+                                                                      "valid": (keys[1], valid[0])}, cache.store,
+                                                        context.jit_compile)
     counts = cache.store.hits - hits, cache.store.misses - misses
     context.notes.append(f"stage {stage.index}: head trained on cached backbone features "
                          f"({counts[0]} hit(s), {counts[1]} miss(es))")
@@ -271,8 +277,8 @@ def run_stage(
 def run_schedule(
     model: keras.Model,
     stages: list[StagePlan],
-    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    valid: tuple[np.ndarray, np.ndarray],
+    train: TrainData,
+    valid: ValidData,
     context: LoopContext,
 ) -> list[int]:
     """Run every stage in order, curves (and shuffles) continuing across stages; returns the epochs each stage ran.
