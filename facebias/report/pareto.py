@@ -23,6 +23,8 @@ FRONT = "pareto_front"
 """The table's column saying whether a trial is non-dominated."""
 TRIAL = "trial"
 """The table's column of trial numbers (the labels of the picture)."""
+RUN_IDS = "run_ids"
+"""The table's column of each trial's runs (`;`-separated): in pareto.csv, left out of pareto.md."""
 REFERENCE_MARGIN = 1.1
 """The default reference point: the worst observed value of each objective times this."""
 
@@ -91,11 +93,11 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def write_pareto(table: pd.DataFrame, objectives: Sequence[str], folder: Path, title: str, summary: str
                  ) -> list[Path]:
-    """pareto.md (`summary`, then the non-dominated trials), pareto.csv (every trial), pareto.png."""
+    """pareto.md (`summary`, then the non-dominated trials, without run ids), pareto.csv (every trial), pareto.png."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     markdown, csv, png = (folder / name for name in PARETO_FILES)
-    front = table[table[FRONT]].drop(columns=[FRONT])
+    front = table[table[FRONT]].drop(columns=[FRONT, RUN_IDS], errors="ignore")
     markdown.write_text(
         f"# {title}\n\n{summary}\n\nNon-dominated trials ({len(front)} of {len(table)} finished):\n\n"
         f"{_markdown(front)}\n",

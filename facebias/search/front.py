@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facebias.report.pareto import FRONT, TRIAL, hypervolume_2d, non_dominated, reference_point, write_pareto
+from facebias.report.pareto import FRONT, RUN_IDS, TRIAL, hypervolume_2d, non_dominated, reference_point, write_pareto
 from facebias.run.sweep import BIAS_OBJECTIVE, OBJECTIVE
 from facebias.tracking.runs import log_folder
 from facebias.tracking.store import TrackingStore, client_for, with_retries
@@ -36,7 +36,7 @@ def trials_table(study: Any) -> pd.DataFrame:
     import optuna
 
     rows = [{TRIAL: t.number, **t.params, **dict(zip(OBJECTIVES, t.values, strict=True)),
-             "run_ids": ";".join(run for run in t.user_attrs.get("run_ids", []) if run)}
+             RUN_IDS: ";".join(run for run in t.user_attrs.get(RUN_IDS, []) if run)}
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -66,8 +66,10 @@ def finish_search(study: Any, store: TrackingStore | None, parent_run_id: str | 
         table[name] = math.nan
     if store is not None:
         for index in table.index[table[FRONT]]:
-            runs = [run for run in table.at[index, "run_ids"].split(";") if run]
+            runs = [run for run in table.at[index, RUN_IDS].split(";") if run]
             table.loc[index, list(TEST_OBJECTIVES)] = mean_test_objectives(store, runs)
+    columns = [c for c in table.columns if c not in (*TEST_OBJECTIVES, RUN_IDS, FRONT)]
+    table = table[[*columns, *TEST_OBJECTIVES, RUN_IDS, FRONT]]
     table = table.sort_values([FRONT, OBJECTIVES[0]], ascending=[False, True]).reset_index(drop=True)
     how = "configured" if configured_reference is not None else "the worst observed values × 1.1"
     summary = (f"Hypervolume of the front: {volume:.6g} (reference point {OBJECTIVES[0]} {reference[0]:.6g}, "
@@ -76,7 +78,7 @@ def finish_search(study: Any, store: TrackingStore | None, parent_run_id: str | 
                f"the honest estimate.")
     write_pareto(table, OBJECTIVES, folder, f"Pareto front of study {study.study_name}", summary)
     log.info("%s\nPareto front of the search (also in %s):\n%s", summary, folder,
-             table[table[FRONT]].drop(columns=[FRONT, "run_ids"]).to_string(index=False))
+             table[table[FRONT]].drop(columns=[FRONT, RUN_IDS]).to_string(index=False))
     if store is not None and parent_run_id is not None:
         client = client_for(store.uri)
         metrics = {HYPERVOLUME_METRIC: volume, **dict(zip(REFERENCE_METRICS, reference, strict=True))}

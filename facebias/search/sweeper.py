@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from facebias.errors import ConfigError
+from facebias.errors import ConfigError, FacebiasError
+from facebias.report.pareto import RUN_IDS
 from facebias.run.sweep import PARENT_FILE, read_outcomes, sweep_store
 from facebias.search.front import finish_search
 from facebias.search.space import SearchSpace, search_space, trial_overrides
@@ -82,15 +84,6 @@ class FacebiasSearchSweeper(Sweeper):
 
     def __init__(self, direction: list[str], study_name: str, storage: str | None, n_trials: int, n_jobs: int,
                  seeds: int, sampler: DictConfig, reference_point: list[float] | None, params: DictConfig) -> None:
-        if list(direction) != DIRECTIONS:
-            raise ConfigError(f"hydra.sweeper.direction={list(direction)}: the search minimises val/mae and "
-                              "val/mean_bias, so it must be [minimize, minimize].")
-        for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs), ("seeds", seeds)):
-            if value < 1:
-                raise ConfigError(f"hydra.sweeper.{key}={value}: give a whole number of at least 1.")
-        if reference_point is not None and len(reference_point) != 2:
-            raise ConfigError(f"hydra.sweeper.reference_point={list(reference_point)}: give two values (val/mae, "
-                              "val/mean_bias, in years), or null for the worst observed values × 1.1.")
         self.direction, self.name, self.storage = list(direction), study_name, storage
         self.n_trials, self.n_jobs, self.seeds = n_trials, n_jobs, seeds
         self.sampler_seed, self.population_size = sampler.seed, sampler.population_size
@@ -106,6 +99,26 @@ class FacebiasSearchSweeper(Sweeper):
                                                                 task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
+        """Run the search; a bad setting stops it with one sentence (exit status 1), as a bad run config does."""
+        try:
+            self._validate()
+            return self._search(arguments)
+        except FacebiasError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from error
+
+    def _validate(self) -> None:
+        if self.direction != DIRECTIONS:
+            raise ConfigError(f"hydra.sweeper.direction={self.direction}: the search minimises val/mae and "
+                              "val/mean_bias, so it must be [minimize, minimize].")
+        for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs), ("seeds", self.seeds)):
+            if value < 1:
+                raise ConfigError(f"hydra.sweeper.{key}={value}: give a whole number of at least 1.")
+        if self.reference_point is not None and len(self.reference_point) != 2:
+            raise ConfigError(f"hydra.sweeper.reference_point={self.reference_point}: give two values (val/mae, "
+                              "val/mean_bias, in years), or null for the worst observed values × 1.1.")
+
+    def _search(self, arguments: list[str]) -> Any:
         import optuna
 
         config = self.config
@@ -161,7 +174,7 @@ class FacebiasSearchSweeper(Sweeper):
         for position, trial in enumerate(batch):
             nums = range(job_idx + position * self.seeds, job_idx + (position + 1) * self.seeds)
             values = [_value(returns[num - job_idx]) for num in nums]
-            trial.handle.set_user_attr("run_ids", [outcomes[num].run_id if num in outcomes else None for num in nums])
+            trial.handle.set_user_attr(RUN_IDS, [outcomes[num].run_id if num in outcomes else None for num in nums])
             trial.handle.set_user_attr("seeds", [space.base_seed + k for k in range(self.seeds)])
             if any(value is None for value in values):
                 log.warning("trial %d failed: %d of its %d seed(s) returned no objectives", trial.number,

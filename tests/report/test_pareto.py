@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facebias.report.pareto import FRONT, TRIAL, hypervolume_2d, non_dominated, reference_point, write_pareto
+from facebias.report.pareto import FRONT, RUN_IDS, TRIAL, hypervolume_2d, non_dominated, reference_point, write_pareto
 
 
 def test_non_dominated_rows_by_hand() -> None:
@@ -42,7 +42,8 @@ def test_the_default_reference_point_is_the_worst_observed_values_times_1_1() ->
 def test_the_files_list_the_front_with_its_test_objectives_and_every_trial(tmp_path: Path) -> None:
     table = pd.DataFrame({TRIAL: [0, 1, 2], "weighting": ["none", "group", "group"],
                           "val/mae": [8.0, 9.0, 7.5], "val/mean_bias": [3.6, 2.0, 3.5],
-                          "test/mae": [np.nan, 9.4, 7.9], "test/mean_bias": [np.nan, 2.2, 3.8]})
+                          "test/mae": [np.nan, 9.4, 7.9], "test/mean_bias": [np.nan, 2.2, 3.8],
+                          RUN_IDS: ["a;b", "c;d", "e;f"]})
     table[FRONT] = non_dominated(table[["val/mae", "val/mean_bias"]].to_numpy())
     paths = write_pareto(table, ("val/mae", "val/mean_bias"), tmp_path, "Front", "Hypervolume of the front: 1")
     assert [path.name for path in paths] == ["pareto.md", "pareto.csv", "pareto.png"]
@@ -50,6 +51,8 @@ def test_the_files_list_the_front_with_its_test_objectives_and_every_trial(tmp_p
     assert "Hypervolume of the front: 1\n\nNon-dominated trials (2 of 3 finished):" in markdown
     assert "| 1 | group | 9 | 2 | 9.4 | 2.2 |" in markdown and "| 2 | group | 7.5 | 3.5 | 7.9 | 3.8 |" in markdown
     assert "| 0 |" not in markdown, "trial 0 is dominated by trial 2"
+    assert RUN_IDS not in markdown and "c;d" not in markdown, "run ids in the csv only"
     written = pd.read_csv(paths[1])
+    assert written[RUN_IDS].tolist() == ["a;b", "c;d", "e;f"]
     assert written[FRONT].tolist() == [False, True, True] and written["test/mae"].isna().tolist() == [True, False,
                                                                                                          False]

@@ -16,12 +16,14 @@ import optuna
 import pandas as pd
 import pytest
 from conftest import QUICK_DATA, store_runs
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from facebias.errors import ConfigError
 from facebias.report.pareto import hypervolume_2d
 from facebias.search.space import search_space, trial_overrides
 from facebias.search.study import study_storage
+from facebias.search.sweeper import FacebiasSearchSweeper
 
 BIASES = ("age_bias", "gender_bias", "ethnicity_bias", "expression_bias")
 OBJECTIVES = ("val/mae", "val/mean_bias")
@@ -64,6 +66,26 @@ def test_the_study_is_stored_beside_a_local_mlflow_store_or_where_it_is_told(tmp
                                           r"not know: give the study one with hydra\.sweeper\.storage="):
         study_storage(None, "http://team:5000", tmp_path)
 
+
+
+@pytest.mark.parametrize(("setting", "sentence"), [
+    ({"seeds": 0}, "hydra.sweeper.seeds=0: give a whole number of at least 1."),
+    ({"reference_point": [20.0, 6.0, 1.0]}, "hydra.sweeper.reference_point=[20.0, 6.0, 1.0]: give two values "
+                                            "(val/mae, val/mean_bias, in years), or null for the worst observed "
+                                            "values × 1.1."),
+    ({"direction": ["minimize", "maximize"]}, "hydra.sweeper.direction=['minimize', 'maximize']: the search "
+                                              "minimises val/mae and val/mean_bias, so it must be [minimize, "
+                                              "minimize]."),
+])
+def test_a_bad_search_setting_stops_with_one_sentence(setting: dict[str, object], sentence: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    settings = {"direction": ["minimize", "minimize"], "study_name": "s", "storage": None, "n_trials": 2,
+                "n_jobs": 1, "seeds": 3, "sampler": OmegaConf.create({"seed": 0, "population_size": 2}),
+                "reference_point": None, "params": OmegaConf.create({}), **setting}
+    with pytest.raises(SystemExit) as stopped:
+        FacebiasSearchSweeper(**settings).sweep([])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == f"error: {sentence}\n"
 
 COMMAND = [sys.executable, "-m", "facebias.train", "+search=fair_pareto", "trainer=smoke", *QUICK_DATA,
            "hydra.sweeper.n_trials=2", "hydra.sweeper.seeds=2", "hydra.sweeper.sampler.population_size=2",
