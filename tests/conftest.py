@@ -127,7 +127,7 @@ def last_message(stderr: str) -> str:
 QUICK_GRID_LAUNCHER = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=8"]
 """The grid's 8 jobs on joblib's reused worker processes, two at a time, so that TensorFlow and MLflow are imported
 a few times, not 8 (on a CPU a job may inherit its worker's state; the grid's own `local_processes` launcher, a fresh
-process per job, runs in tests/run/test_search.py and tests/tracking/test_tracking_server.py)."""
+process per job, runs in tests/tracking/test_tracking_server.py)."""
 
 
 @pytest.fixture(scope="session")
