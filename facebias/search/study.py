@@ -33,10 +33,19 @@ def study_storage(configured: str | None, tracking_uri: str | None, store_dir: P
     elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
         folder = Path(urlparse(tracking_uri).path if tracking_uri.startswith("file:") else tracking_uri)
     else:
-        raise ConfigError(f"the search records to {tracking_uri}, whose database facebias does not know: give the "
-                          "study one with hydra.sweeper.storage=postgresql://USER:PASSWORD@HOST/DATABASE.")
+        raise ConfigError(f"the search records to {redacted(tracking_uri)}, whose database facebias does not know: "
+                          "give the study one with hydra.sweeper.storage=postgresql://USER@HOST/DATABASE "
+                          "(docs/search.md).")
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder.resolve() / STUDY_FILE}"
+
+
+def redacted(url: str) -> str:
+    """`url` without the password of its user part (for messages and logs): postgresql://optuna:***@host/db."""
+    parts = urlparse(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def study_name(name: str, task_overrides: Sequence[str], experiment: str, seeds: int) -> str:

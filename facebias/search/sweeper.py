@@ -30,7 +30,7 @@ from facebias.report.pareto import RUN_IDS
 from facebias.run.sweep import PARENT_FILE, read_outcomes, sweep_store
 from facebias.search.front import finish_search
 from facebias.search.space import SearchSpace, search_space, trial_overrides
-from facebias.search.study import open_study, study_name, study_storage
+from facebias.search.study import open_study, redacted, study_name, study_storage
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class FacebiasSearchSweeper(Sweeper):
         name = study_name(self.name, list(config.hydra.overrides.task), str(config.tracking.experiment), self.seeds)
         sampler = optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=self.sampler_seed)
         study = open_study(name, storage, self.direction, sampler)
-        log.info("Optuna study %s in %s (see it: optuna-dashboard %s)", name, storage, storage)
+        log.info("Optuna study %s in %s (see it: optuna-dashboard %s)", name, redacted(storage), redacted(storage))
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")

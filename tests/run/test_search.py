@@ -22,7 +22,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from facebias.errors import ConfigError
 from facebias.report.pareto import hypervolume_2d
 from facebias.search.space import search_space, trial_overrides
-from facebias.search.study import study_storage
+from facebias.search.study import redacted, study_storage
 from facebias.search.sweeper import FacebiasSearchSweeper
 
 BIASES = ("age_bias", "gender_bias", "ethnicity_bias", "expression_bias")
@@ -65,6 +65,10 @@ def test_the_study_is_stored_beside_a_local_mlflow_store_or_where_it_is_told(tmp
     with pytest.raises(ConfigError, match=r"^the search records to http://team:5000, whose database facebias does "
                                           r"not know: give the study one with hydra\.sweeper\.storage="):
         study_storage(None, "http://team:5000", tmp_path)
+    with pytest.raises(ConfigError, match=r"^the search records to postgresql://mlflow:\*\*\*@db/mlflow, whose"):
+        study_storage(None, "postgresql://mlflow:secret@db/mlflow", tmp_path)
+    assert redacted(given) == "postgresql://optuna:***@db.example/optuna" and redacted(mlflow_db.as_uri()) == \
+        mlflow_db.as_uri()
 
 
 
