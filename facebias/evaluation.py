@@ -54,9 +54,9 @@ class SplitEvaluation:
             metrics[f"{self.split}/{name}"] = result.estimate
             metrics[f"{self.split}/{name}_ci_low"] = result.low
             metrics[f"{self.split}/{name}_ci_high"] = result.high
-        for name, result in self.nulls.items():
-            metrics[f"{self.split}/{name}_null"] = result.null
-            metrics[f"{self.split}/{name}_p"] = result.p
+        for name, null in self.nulls.items():
+            metrics[f"{self.split}/{name}_null"] = null.null
+            metrics[f"{self.split}/{name}_p"] = null.p
         for row in self.groups.itertuples(index=False):
             group = row.group.replace("<", "lt").replace(">=", "ge")
             metrics[f"{self.split}/count_by_{row.attribute}/{group}"] = float(row.count)
@@ -84,7 +84,9 @@ def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attribut
     messages = [f"{split}: {w.message}" for w in caught]
     for message in messages:
         warnings.warn(message, stacklevel=2)
-    intervals, nulls, debiased = {}, {}, {}
+    intervals: dict[str, tuple[float, float]] = {}
+    nulls: dict[str, NullResult] = {}
+    debiased: dict[str, DebiasedScore] = {}
     if statistics is not None:
         intervals, debiased = score_uncertainty(ages, predicted, attributes, n_resamples=statistics.bootstrap_resamples,
                                                 level=statistics.level, seed=statistics.seed)

@@ -16,11 +16,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from facebias.metrics.scores import BIAS_ATTRIBUTES
 from facebias.metrics.uncertainty import (
@@ -112,8 +112,8 @@ def debiased(intervals: GapIntervals) -> DebiasedScore:
 
 
 def score_uncertainty(
-    y_true: Sequence[float],
-    y_pred: Sequence[float],
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     attributes: pd.DataFrame,
     *,
     n_resamples: int = 1000,
@@ -135,13 +135,13 @@ def score_uncertainty(
     return intervals, debiased_scores
 
 
-def bias_intervals(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame, *,
+def bias_intervals(y_true: ArrayLike, y_pred: ArrayLike, attributes: pd.DataFrame, *,
                    n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Interval (low, high) of the MAE and of each kit bias score, keyed like `bias_scores`."""
     return score_uncertainty(y_true, y_pred, attributes, n_resamples=n_resamples, level=level, seed=seed)[0]
 
 
-def debiased_bias_scores(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame, *,
+def debiased_bias_scores(y_true: ArrayLike, y_pred: ArrayLike, attributes: pd.DataFrame, *,
                          n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, DebiasedScore]:
     """Each de-biased bias score with its interval, keyed `age_bias_debiased`, `gender_bias_debiased`, …"""
     return score_uncertainty(y_true, y_pred, attributes, n_resamples=n_resamples, level=level, seed=seed)[1]

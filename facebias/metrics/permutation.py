@@ -13,11 +13,11 @@ The errors of one split are shuffled across its images (every group keeps its si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from facebias.metrics.uncertainty import CHUNK, errors_by_group, group_sums, pair_mean_gap
 
@@ -59,7 +59,7 @@ def _scores(errors: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.nd
     return pair_mean_gap(means), welch_statistic(counts, sums, squares)
 
 
-def permutation_null(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame, *,
+def permutation_null(y_true: ArrayLike, y_pred: ArrayLike, attributes: pd.DataFrame, *,
                      n_permutations: int = 1000, seed: int = 0) -> dict[str, NullResult]:
     """Per bias score: the observed kit score, its noise floor (mean kit score over `n_permutations` shuffles of
     the errors across images) and the studentized permutation p-value of equal group MAEs."""

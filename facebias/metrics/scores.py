@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from facebias.vocab import VOCABULARIES, age_groups
 
@@ -29,7 +29,7 @@ class EmptyGroupWarning(UserWarning):
     """A group of an attribute has no sample in the evaluated split, or too few groups remain to pair."""
 
 
-def mean_absolute_error(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean |y_pred - y_true| in the units given (years); an empty input is an error."""
     true = np.asarray(y_true, dtype=float)
     pred = np.asarray(y_pred, dtype=float)
@@ -46,7 +46,7 @@ def _with_age_group(y_true: np.ndarray, attributes: pd.DataFrame) -> pd.DataFram
     return frame
 
 
-def group_mae_table(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame) -> pd.DataFrame:
+def group_mae_table(y_true: ArrayLike, y_pred: ArrayLike, attributes: pd.DataFrame) -> pd.DataFrame:
     """Per-group MAE: one row per (attribute, group) of every vocabulary, with columns attribute, group, count, mae.
 
     Age groups are formed from the ground-truth ages. A group without samples has count 0 and mae NaN.
@@ -88,7 +88,7 @@ def pairwise_bias(group_maes: dict[str, float], attribute: str = "attribute") ->
     return float(np.mean([abs(a - b) for a, b in pairs]))
 
 
-def bias_scores(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame) -> dict[str, float]:
+def bias_scores(y_true: ArrayLike, y_pred: ArrayLike, attributes: pd.DataFrame) -> dict[str, float]:
     """MAE and the four bias scores (docs/metrics.md).
 
     `y_true`/`y_pred` are apparent ages in years; `attributes` has the columns gender, ethnicity, expression.

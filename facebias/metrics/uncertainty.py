@@ -8,11 +8,11 @@ positions drawn within each group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from facebias.metrics.scores import BIAS_ATTRIBUTES
 from facebias.vocab import VOCABULARIES, age_groups
@@ -32,7 +32,7 @@ class ErrorsByGroup:
     group_counts: dict[str, int]
 
 
-def errors_by_group(y_true: Sequence[float], y_pred: Sequence[float], attributes: pd.DataFrame) -> ErrorsByGroup:
+def errors_by_group(y_true: ArrayLike, y_pred: ArrayLike, attributes: pd.DataFrame) -> ErrorsByGroup:
     """Absolute errors and integer group codes; age groups come from the true ages, as for `bias_scores`."""
     true = np.asarray(y_true, dtype=float)
     pred = np.asarray(y_pred, dtype=float)

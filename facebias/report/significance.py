@@ -19,11 +19,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 from scipy import stats
 
+Comparison = TypeVar("Comparison", bound=Hashable)
+"""What names a comparison that `holm` adjusts: an experiment's name, or a (score, arm) pair."""
 MIN_SEEDS = 3
 """Runs (seeds) an experiment needs before the report estimates its seed-to-seed variance and marks a best set."""
 FAMILY_ALPHA = 0.05
@@ -85,10 +88,12 @@ def reference_p_values(estimates: Mapping[str, float], replicates: Mapping[str, 
     return p_values
 
 
-def holm(p_values: Mapping[str, float]) -> dict[str, float]:
-    """Holm's step-down adjusted p-values (family-wise error control over the given comparisons)."""
+def holm(p_values: Mapping[Comparison, float]) -> dict[Comparison, float]:
+    """Holm's step-down adjusted p-values (family-wise error control over the given comparisons, whatever names
+    them)."""
     ordered = sorted(p_values.items(), key=lambda item: item[1])
-    adjusted, running = {}, 0.0
+    adjusted: dict[Comparison, float] = {}
+    running = 0.0
     for rank, (name, p) in enumerate(ordered):
         running = max(running, min(1.0, (len(ordered) - rank) * p))
         adjusted[name] = running
@@ -97,11 +102,11 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
 
 def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """The t interval of the mean of `values`, over seeds only (NaN bounds for fewer than two values)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
+    array = np.asarray(values, dtype=float)
+    if len(array) < 2:
         return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    half = stats.t.ppf(0.5 + level / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array))
+    return float(array.mean() - half), float(array.mean() + half)
 
 
 def percentile_bounds(replicates: np.ndarray, level: float) -> tuple[float, float]:

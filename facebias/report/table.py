@@ -234,7 +234,7 @@ def _mark_best(table: pd.DataFrame, finished: pd.DataFrame, experiments: pd.Seri
         table[f"{column} best"] = False
     runs = {name: finished[experiments == name] for name in names}
     reason = _no_best_set(runs, predictions)
-    if reason is not None:
+    if reason is not None or predictions is None:  # without predictions there is a reason
         return reason
     frames = [predictions[str(run_id)] for name in names for run_id in runs[name]["run_id"]]
     scores = resampled_run_scores(frames, RESAMPLES)
