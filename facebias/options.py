@@ -4,7 +4,7 @@ Config validation (facebias.config), the results table's display names (facebias
 `python -m facebias.train --help` all read these registries. Importing this module imports neither TensorFlow
 nor anything heavy: an entry names its implementation as a module path, imported only when it is used.
 
-Adding a backbone (or a head, weighting, data source): docs/development/extending.md.
+Adding a backbone (or a head, a data source): docs/development/extending.md; a mitigation: docs/architecture.md.
 """
 
 from __future__ import annotations
