@@ -94,26 +94,25 @@ def pool_images(workdir: Path, size: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def pool_predictions(workdir: Path, runs: pd.DataFrame, size: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The pool's labels (gender, ethnicity, expression, apparent_age) and every run's predictions (runs × pool),
-    cached in <workdir>/pool_predictions_<size>.npz."""
+    each run's cached in <workdir>/pool_predictions_<size>/<run id>.npy."""
     labels, images = pool_images(workdir, size)
-    cache = workdir / f"pool_predictions_{size}.npz"
-    if cache.exists():
-        stored = np.load(cache, allow_pickle=False)
-        if list(stored["run_ids"]) == list(runs["run_id"]):
-            return labels, stored["predictions"]
+    folder = workdir / f"pool_predictions_{size}"
+    folder.mkdir(exist_ok=True)
     from facebias.runtime import predict_years
     from facebias.tracking.models import load_keras_model
 
-    predictions = []
-    with tempfile.TemporaryDirectory() as folder:
-        for number, run_id in enumerate(runs["run_id"], start=1):
-            model = load_keras_model(f"runs:/{run_id}/model", store_uri(workdir), Path(folder) / run_id)[0]
-            predictions.append(np.concatenate([predict_years(model, np.asarray(images[start:start + CHUNK]))
-                                               for start in range(0, size, CHUNK)]))
-            print(f"  pool predicted by {number} of {len(runs)} models", flush=True)
-    matrix = np.vstack(predictions)
-    np.savez(cache, run_ids=runs["run_id"].to_numpy(dtype=str), predictions=matrix)
-    return labels, matrix
+    for number, run_id in enumerate(runs["run_id"], start=1):
+        path = folder / f"{run_id}.npy"
+        if path.exists():
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            model = load_keras_model(f"runs:/{run_id}/model", store_uri(workdir), Path(scratch))[0]
+        predicted = np.concatenate([predict_years(model, np.asarray(images[start:start + CHUNK]))
+                                    for start in range(0, size, CHUNK)])
+        np.save(folder / f"{run_id}.partial.npy", predicted)
+        (folder / f"{run_id}.partial.npy").rename(path)
+        print(f"  pool predicted by {number} of {len(runs)} models", flush=True)
+    return labels, np.vstack([np.load(folder / f"{run_id}.npy") for run_id in runs["run_id"]])
 
 
 def population_values(labels: pd.DataFrame, predicted: np.ndarray) -> dict[str, float]:
