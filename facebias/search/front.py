@@ -20,6 +20,7 @@ import pandas as pd
 
 from facebias.report.pareto import FRONT, RUN_IDS, TRIAL, hypervolume_2d, non_dominated, reference_point, write_pareto
 from facebias.run.sweep import BIAS_OBJECTIVE, OBJECTIVE
+from facebias.search.study import RUN_IDS_ATTR
 from facebias.tracking.runs import log_folder
 from facebias.tracking.store import TrackingStore, client_for, with_retries
 
@@ -36,7 +37,7 @@ def trials_table(study: Any) -> pd.DataFrame:
     import optuna
 
     rows = [{TRIAL: t.number, **t.params, **dict(zip(OBJECTIVES, t.values, strict=True)),
-             RUN_IDS: ";".join(run for run in t.user_attrs.get(RUN_IDS, []) if run)}
+             RUN_IDS: ";".join(run for run in t.user_attrs.get(RUN_IDS_ATTR, []) if run)}
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     table = pd.DataFrame(rows)
     if not table.empty:

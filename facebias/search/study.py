@@ -19,6 +19,10 @@ from facebias.identity import sweep_key
 
 STUDY_FILE = "optuna.db"
 """The study's SQLite file, beside a local MLflow store."""
+RUN_IDS_ATTR = "run_ids"
+"""A trial's user attribute: the MLflow run ids of its seeds, in seed order."""
+SEEDS_ATTR = "seeds"
+"""A trial's user attribute: its seeds."""
 
 
 def study_storage(configured: str | None, tracking_uri: str | None, store_dir: Path) -> str:

@@ -26,11 +26,9 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.errors import ConfigError, FacebiasError
-from facebias.report.pareto import RUN_IDS
 from facebias.run.sweep import PARENT_FILE, read_outcomes, sweep_store
-from facebias.search.front import finish_search
 from facebias.search.space import SearchSpace, search_space, trial_overrides
-from facebias.search.study import open_study, redacted, study_name, study_storage
+from facebias.search.study import RUN_IDS_ATTR, SEEDS_ATTR, open_study, redacted, study_name, study_storage
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +119,8 @@ class FacebiasSearchSweeper(Sweeper):
     def _search(self, arguments: list[str]) -> Any:
         import optuna
 
+        from facebias.search.front import finish_search  # matplotlib: only once a search runs, not at --help
+
         config = self.config
         assert config is not None and self.launcher is not None
         space = search_space(self.params, arguments, int(config.seed))
@@ -166,7 +166,12 @@ class FacebiasSearchSweeper(Sweeper):
 
         jobs = [job for trial in batch for job in trial_overrides(space, trial.params, trial.number, self.seeds,
                                                                     resume)]
-        self.validate_batch_is_legal(jobs)
+        try:
+            self.validate_batch_is_legal(jobs)
+        except Exception:  # an override the config cannot take: FAILED, or a rerun would retry them forever
+            for trial in batch:
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            raise
         log.info("trial(s) %s: %d job(s), %d seed(s) each", ", ".join(str(t.number) for t in batch), len(jobs),
                  self.seeds)
         returns = self.launcher.launch(jobs, initial_job_idx=job_idx)
@@ -174,8 +179,9 @@ class FacebiasSearchSweeper(Sweeper):
         for position, trial in enumerate(batch):
             nums = range(job_idx + position * self.seeds, job_idx + (position + 1) * self.seeds)
             values = [_value(returns[num - job_idx]) for num in nums]
-            trial.handle.set_user_attr(RUN_IDS, [outcomes[num].run_id if num in outcomes else None for num in nums])
-            trial.handle.set_user_attr("seeds", [space.base_seed + k for k in range(self.seeds)])
+            run_ids = [outcomes[num].run_id if num in outcomes else None for num in nums]
+            trial.handle.set_user_attr(RUN_IDS_ATTR, run_ids)
+            trial.handle.set_user_attr(SEEDS_ATTR, [space.base_seed + k for k in range(self.seeds)])
             if any(value is None for value in values):
                 log.warning("trial %d failed: %d of its %d seed(s) returned no objectives", trial.number,
                             sum(value is None for value in values), self.seeds)

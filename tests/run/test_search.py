@@ -34,13 +34,16 @@ def test_the_search_space_samples_the_sweeps_and_passes_the_rest_on() -> None:
     params = {"schedule.stages.0.lr": "tag(log, interval(1e-4, 3e-3))", "head.dropout": "interval(0.0, 0.6)",
               "weighting": "choice(none, group, group_dro)", "sampling": "choice(shuffle, balanced)",
               "head.units": "range(16, 64, 16)"}
-    space = search_space(params, ["+search=fair_pareto", "trainer=smoke", "sampling=balanced", "seed=7"], 7)
+    arguments = ["+search=fair_pareto", "trainer=smoke", "sampling=balanced", "seed=7",
+                 "schedule.stages.1.lr=tag(log, interval(1e-6, 1e-3))"]
+    space = search_space(params, arguments, 7)
     assert space.distributions == {
         "schedule.stages.0.lr": FloatDistribution(1e-4, 3e-3, log=True),
         "head.dropout": FloatDistribution(0.0, 0.6),
         "weighting": CategoricalDistribution(["none", "group", "group_dro"]),
         "head.units": CategoricalDistribution(["16", "32", "48"]),
-    }, "sampling is fixed by the command line, which wins over params"
+        "schedule.stages.1.lr": FloatDistribution(1e-6, 1e-3, log=True),
+    }, "sampling is fixed by the command line, which wins over params; a sweep on it is searched"
     assert space.fixed == ["sampling=balanced", "+search=fair_pareto", "trainer=smoke"], "seed=7 is the base seed"
     jobs = trial_overrides(space, {"head.dropout": 0.1 + 0.2, "weighting": "group"}, trial=5, seeds=3, resume=True)
     fixed = ["sampling=balanced", "+search=fair_pareto", "trainer=smoke", "head.dropout=0.30000000000000004",
