@@ -35,7 +35,7 @@ def non_dominated(values: np.ndarray) -> np.ndarray:
     no_worse = (values[:, None, :] <= values[None, :, :]).all(axis=2)
     better = (values[:, None, :] < values[None, :, :]).any(axis=2)
     dominates = no_worse & better
-    return ~dominates.any(axis=0)
+    return np.asarray(~dominates.any(axis=0), dtype=bool)
 
 
 def reference_point(values: np.ndarray, configured: Sequence[float] | None = None) -> np.ndarray:
@@ -45,7 +45,7 @@ def reference_point(values: np.ndarray, configured: Sequence[float] | None = Non
     return np.asarray(values, dtype=float).max(axis=0) * REFERENCE_MARGIN
 
 
-def hypervolume_2d(values: np.ndarray, reference: Sequence[float]) -> float:
+def hypervolume_2d(values: np.ndarray, reference: np.ndarray | Sequence[float]) -> float:
     """The area that the (n, 2) points dominate within the box below `reference` (both objectives minimised).
 
     The front's points strictly better than the reference on both objectives, by the first objective, each add the

@@ -34,7 +34,7 @@ def _distribution(override: Override) -> Any:
     if override.is_discrete_sweep():
         return CategoricalDistribution(list(override.sweep_string_iterator()))
     value = override.value()
-    if not isinstance(value, IntervalSweep):
+    if not isinstance(value, IntervalSweep) or value.start is None or value.end is None:
         raise ConfigError(f"{override.input_line}: the search takes choice(…), range(…) or interval(…) sweeps only.")
     return FloatDistribution(float(value.start), float(value.end), log="log" in value.tags)
 
@@ -50,7 +50,8 @@ def search_space(params: Mapping[str, str], arguments: Sequence[str], seed: int)
     if SEED_KEY in latest and latest[SEED_KEY].is_sweep_override():
         raise ConfigError("the search cannot search `seed`: every trial trains hydra.sweeper.seeds seeds.")
     distributions = {key: _distribution(o) for key, o in latest.items() if o.is_sweep_override()}
-    fixed = [o.input_line for key, o in latest.items() if not o.is_sweep_override() and key != SEED_KEY]
+    fixed = [o.input_line or f"{o.get_key_element()}={o.get_value_element_as_str()}" for key, o in latest.items()
+             if not o.is_sweep_override() and key != SEED_KEY]
     return SearchSpace(distributions, fixed, seed)
 
 

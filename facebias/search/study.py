@@ -63,5 +63,6 @@ def open_study(name: str, storage: str, directions: Sequence[str], sampler: Any)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage, directions=list(directions), sampler=sampler,
+    return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                               directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
                                load_if_exists=True)
