@@ -107,31 +107,37 @@ def check_keys(command: Command, overrides: Sequence[str], cfg: DictConfig) -> N
 
 
 def _leaves(node: object, prefix: str) -> list[tuple[str, object]]:
-    if isinstance(node, DictConfig):
-        items = []
-        for key in node:
-            items += _leaves(node._get_node(str(key)), f"{prefix}{key!s}.")
-        return items
-    value = node._value() if hasattr(node, "_value") else node
-    return [(prefix.rstrip("."), value)]
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in _leaves(value, f"{prefix}{key}.")]
+    return [(prefix.rstrip("."), node)]
+
+
+def listed_values(command: Command, cfg: DictConfig) -> list[tuple[str, object]]:
+    """(key as `a.b.c`, default) of every leaf of the config, or of its `listed` section, as written (a required
+    value is `???`)."""
+    section = OmegaConf.select(cfg, command.listed) if command.listed else cfg
+    return _leaves(OmegaConf.to_container(section, resolve=False), f"{command.listed}." if command.listed else "")
 
 
 def leaf_keys(command: Command, cfg: DictConfig) -> list[str]:
     """The keys `--help` lists: every leaf of the config (or of its `listed` section), as `a.b.c`."""
-    section = OmegaConf.select(cfg, command.listed) if command.listed else cfg
-    prefix = f"{command.listed}." if command.listed else ""
-    return [key for key, _ in _leaves(section, prefix)]
+    return [key for key, _ in listed_values(command, cfg)]
+
+
+def _as_written(value: object) -> str:
+    """A default as a user would write it on the command line (`???`, a required value, as `(required)`)."""
+    if value == "???":
+        return "(required)"
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def help_text(command: Command, cfg: DictConfig) -> str:
     """Usage, what the command does, and every key with its default and (where known) what it means."""
-    section = OmegaConf.select(cfg, command.listed) if command.listed else cfg
-    prefix = f"{command.listed}." if command.listed else ""
     rows = []
-    for key, value in _leaves(section, prefix):
-        default = "(required)" if value == "???" else "null" if value is None else str(value).lower() \
-            if isinstance(value, bool) else str(value)
-        rows.append((f"{key}={default}", command.descriptions.get(key, "")))
+    for key, value in listed_values(command, cfg):
+        rows.append((f"{key}={_as_written(value)}", command.descriptions.get(key, "")))
     width = max(len(left) for left, _ in rows)
     keys = "\n".join(f"  {left:<{width}}  {right}".rstrip() for left, right in rows)
     lines = [f"usage: {command.prog} [key=value ...]", "", command.summary, "", "keys (default shown):", keys]
