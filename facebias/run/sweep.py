@@ -107,6 +107,7 @@ class SweepTracking(Callback):
         self.parent_run_id: str | None = None
         self.finished = False
         self.progress: SweepProgress | None = None
+        self.store: TrackingStore | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Launchers that start jobs elsewhere (submitit) pickle the callbacks: the progress thread stays here."""
@@ -114,7 +115,7 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
-        store = sweep_store(config)
+        self.store = store = sweep_store(config)
         if store is None:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -139,10 +140,9 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.progress is not None:
             self.progress.stop()
-        store = sweep_store(config)
-        if store is None or self.parent_run_id is None:
+        if self.store is None or self.parent_run_id is None:
             return
-        failed = self._finish(store, Path(config.hydra.sweep.dir), True)
+        failed = self._finish(self.store, Path(config.hydra.sweep.dir), True)
         if failed:
             summary = "; ".join(outcome.describe() for outcome in failed)
             print(f"error: {len(failed)} job(s) of the sweep failed (the others ran): {summary}", file=sys.stderr)
