@@ -12,7 +12,7 @@ import os
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
         config = error
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
-    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))  # a DictConfig becomes a dict
     store = tracking_store(tracking_config(resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
     run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir), store=store,
                   choices=choices)
