@@ -70,6 +70,7 @@ class Mitigations(Mitigation):
 
 def chosen_mitigations(config: TrainConfig) -> Mitigations:
     """The config's weighting, sampling and calibration, built by their registered implementations."""
-    sections = ((WEIGHTINGS, config.weighting), (SAMPLINGS, config.sampling), (CALIBRATIONS, config.calibration))
-    return Mitigations({registry.group: registry.get(section.name).implementation().from_config(config)
-                        for registry, section in sections})
+    sections = {"weighting": (WEIGHTINGS, config.weighting.name), "sampling": (SAMPLINGS, config.sampling.name),
+                "calibration": (CALIBRATIONS, config.calibration.name)}
+    return Mitigations({kind: registry.get(name).implementation().from_config(config)
+                        for kind, (registry, name) in sections.items()})
