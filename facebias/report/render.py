@@ -95,9 +95,9 @@ def notes(table: pd.DataFrame) -> list[str]:
                      f"{len(METRIC_COLUMNS)} columns) the chance that any truly best experiment is left out is ≤ "
                      f"{FAMILY_ALPHA:.0%}; red: the worst, when it is out of the set.")
     else:
-        reason = table.attrs.get("no_best_set") or "no test was made"
-        lines.append(f"No best set is marked: {reason}. A verdict on configurations needs ≥ {MIN_SEEDS} seeds per "
-                     "experiment and each run's predictions_<split>.csv.")
+        reason = table.attrs.get("no_best_set") or (f"a verdict on configurations needs ≥ {MIN_SEEDS} seeds per "
+                                                    "experiment and each run's predictions_<split>.csv")
+        lines.append(f"No best set is marked: {reason}.")
     return lines
 
 
