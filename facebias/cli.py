@@ -8,7 +8,6 @@ sentence (exit status 2), any other user error too (exit status 1); neither prin
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,14 +18,12 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.errors import FacebiasError
-from facebias.overrides import explain
+from facebias.overrides import explain, override_value
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 USAGE_ERROR = 2
 """Exit status of a command line that cannot be read (no such key, a value of the wrong kind)."""
 HELP_FLAGS: tuple[str, ...] = ("--help", "-h")
-PLAIN_VALUE = re.compile(r"^[\w./:@~+-]*$")
-"""A value Hydra's override grammar reads as it is; anything else is quoted when an old flag is translated."""
 
 
 class UsageError(FacebiasError):
@@ -57,19 +54,13 @@ def compose_config(command: Command, overrides: Sequence[str]) -> DictConfig:
         return compose(config_name=command.config_name, overrides=list(overrides))
 
 
-def _quoted(value: str) -> str:
-    if PLAIN_VALUE.match(value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _flag_override(command: Command, flag: str, value: str | None) -> str:
     target = command.flags[flag]
     if "=" in target:
         return target
     if value is None:
         raise UsageError(f"{flag} needs a value: write {target}=… (see --help).")
-    return f"{target}={_quoted(value)}"
+    return f"{target}={override_value(value)}"
 
 
 def translate(command: Command, argv: Sequence[str]) -> list[str]:
@@ -83,7 +74,7 @@ def translate(command: Command, argv: Sequence[str]) -> list[str]:
             value = inline if has_value else (args.pop(0) if needs_value and args else None)
             overrides.append(_flag_override(command, flag, value))
         elif not has_value and positional and not arg.startswith("-"):
-            overrides.append(f"{positional.pop(0)}={_quoted(arg)}")
+            overrides.append(f"{positional.pop(0)}={override_value(arg)}")
         elif arg.startswith("-") or not (has_value or arg.startswith("~")):
             keys = ", ".join(f"{key}=…" for key in leaf_keys(command, compose_config(command, [])))
             raise UsageError(f"{arg} is not an option of {command.prog}: write key=value with one of the keys "

@@ -24,6 +24,21 @@ MERGING = re.compile(r"^Error merging override (?P<override>.+)$")
 OVERRIDING = re.compile(r"^Could not override '(?P<key>[^']+)'")
 
 
+PLAIN_VALUE = re.compile(r"^[\w./:@~+-]*$")
+"""A value Hydra's override grammar reads as it is written; `override_value` quotes any other."""
+
+
+def override_value(value: str) -> str:
+    """`value` as the right-hand side of a Hydra override: as it is, or quoted when Hydra would read it otherwise
+    (a comma makes a sweep, brackets a list; quotes, `${` and backslashes are special)."""
+    if PLAIN_VALUE.match(value):
+        return value
+    # In Hydra's quoted strings a quote is escaped, and so is each backslash right before a quote or at the end;
+    # `\${` keeps OmegaConf from reading an interpolation.
+    escaped = re.sub(r"(\\*)('|$)", lambda match: match.group(1) * 2 + ("\\'" if match.group(2) else ""), value)
+    return "'" + escaped.replace("${", "\\${") + "'"
+
+
 def _first_line(text: str) -> str:
     """The first line that says something (not Hydra's `Error parsing override …` heading nor its `See …` link)."""
     lines = [line.strip() for line in text.splitlines()

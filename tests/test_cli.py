@@ -4,6 +4,7 @@ the same way everywhere, and the old argparse spellings of report, sync and cach
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -17,10 +18,12 @@ from facebias.cache import main as cache_main
 from facebias.cli import Command, UsageError, compose_config, leaf_keys, translate
 from facebias.config import register_configs
 from facebias.data.prepare import PREPARE
+from facebias.overrides import override_value
 from facebias.predict import PREDICT
 from facebias.report.__main__ import REPORT
 from facebias.report.__main__ import main as report_main
 from facebias.sync import SYNC
+from facebias.tracking.offline import sync_command
 
 CLI_DOC = REPO_ROOT / "docs" / "cli.md"
 SCRIPTS: dict[str, str] = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -86,6 +89,16 @@ def test_old_spellings_become_keys() -> None:
         "folder=/runs/x/tracking_offline", "tracking_uri=http://h:5000"]
     cfg = compose_config(REPORT, translate(REPORT, ["--parent", "0a1b", "--no-log", "--out", "o p"]))
     assert (cfg.parent, cfg.log, cfg.out) == ("0a1b", False, "o p")
+
+
+@pytest.mark.parametrize("value", ["/runs/a,b/x", "/it's [odd]/x y", "c:\\dir\\x", "${not_a_key}", "end\\",
+                                   "q\\'x", "plain/path-1.2"])
+def test_a_value_passed_on_as_an_override_comes_back_as_it_was(value: str) -> None:
+    """What an old positional argument, an old flag's value or `sync_command`'s folder becomes is read back
+    unchanged: commas, brackets, quotes, backslashes and `${` included."""
+    assert compose_config(SYNC, translate(SYNC, [value])).folder == value
+    assert compose_config(SYNC, [f"folder={override_value(value)}"]).folder == value
+    assert shlex.split(sync_command(Path(value)))[3] == f"folder={override_value(str(Path(value)))}"
 
 
 def test_an_unknown_flag_or_key_is_one_sentence_with_the_keys(capsys: pytest.CaptureFixture) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from facebias.errors import TrackingError
 from facebias.io import write_json, write_text
+from facebias.overrides import override_value
 
 OFFLINE_FOLDER = "tracking_offline"
 """Where, under a run's output directory, a run whose tracking server stayed away is written."""
@@ -25,7 +26,7 @@ OFFLINE_FORMAT = "facebias-offline-run/1"
 
 def sync_command(folder: Path) -> str:
     """The command that uploads an offline run folder."""
-    return f"python -m facebias.sync {shlex.quote(f'folder={folder}')}"
+    return f"python -m facebias.sync {shlex.quote(f'folder={override_value(str(folder))}')}"
 
 
 @dataclass
