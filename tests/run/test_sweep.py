@@ -171,7 +171,7 @@ def test_a_sweep_job_returns_the_validation_mae_never_a_test_metric(tmp_path: Pa
     from facebias.run.recipe import RunResult
     from facebias.run.sweep import run_sweep_job
 
-    hydra_config = SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path)), job=SimpleNamespace(num=0),
+    hydra_config = SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path)), job=SimpleNamespace(num=0, env_set={}),
                                    overrides=SimpleNamespace(task=["seed=1"]))
     config = compose_train(["tracking=none"])
     result = RunResult("r", {"val/mae": 7.5, "test/mae": 6.25}, tmp_path, "")
