@@ -8,10 +8,10 @@
   √(n / (n − 1)), so that its variance is s² / n rather than the plain bootstrap's (n − 1) s² / n² (Bouthillier et
   al., "Accounting for variance in machine learning benchmarks", MLSys 2021).
 - **Best set** (`model_confidence_set`): the Model Confidence Set of Hansen, Lunde & Nason (Econometrica 2011)
-  with the T_max statistic on those replicates. While the set holds several experiments, test that they are
-  equally good; if the test rejects at `alpha`, drop the experiment whose mean is most above the set's mean (in
-  standard errors), and test again. The set then holds the truly best experiment(s) with probability ≥ 1 − alpha,
-  choice of the best included.
+  with the range statistic T_R on those replicates. While the set holds several experiments, test that they are
+  equally good (the largest pairwise difference in standard errors of the paired replicates); if the test rejects
+  at `alpha`, drop the experiment most above another (in standard errors), and test again. The set then holds
+  the truly best experiment(s) with probability ≥ 1 − alpha, choice of the best included.
 - **Against a fixed reference** (`reference_p_values`): two-sided p-values of each experiment's difference from a
   reference chosen in advance (normal approximation with the replicates' standard error), for Holm's correction
   over the whole family.
@@ -54,22 +54,23 @@ def two_level_replicates(run_scores: Mapping[str, np.ndarray], seed: int = 0) ->
 
 def model_confidence_set(estimates: Mapping[str, float], replicates: Mapping[str, np.ndarray],
                          alpha: float) -> set[str]:
-    """The experiments kept by the Model Confidence Set (T_max elimination, lower is better) at level 1 − alpha."""
+    """The experiments kept by the Model Confidence Set (range statistic T_R, lower is better) at level 1 − alpha:
+    while the largest studentized pairwise difference is beyond what the centred replicates give in a share
+    `alpha` of cases, drop the experiment with the largest studentized excess over another, and test again."""
     alive = list(estimates)
     while len(alive) > 1:
         observed = np.array([estimates[name] for name in alive])
         boot = np.column_stack([replicates[name] for name in alive])
         boot = boot - boot.mean(axis=0)
-        relative = observed - observed.mean()
-        boot_relative = boot - boot.mean(axis=1, keepdims=True)
-        errors = boot_relative.std(axis=0)
-        if not np.all(errors > 0):
-            errors = np.where(errors > 0, errors, np.inf)
-        t_observed = np.divide(relative, errors)
-        t_max = (boot_relative / errors).max(axis=1)
-        if np.mean(t_max >= t_observed.max()) >= alpha:
+        differences = observed[:, None] - observed[None, :]
+        boot_differences = boot[:, :, None] - boot[:, None, :]
+        errors = boot_differences.std(axis=0)
+        errors = np.where(errors > 0, errors, np.inf)
+        t_observed = differences / errors
+        t_range = np.abs(boot_differences / errors).max(axis=(1, 2))
+        if np.mean(t_range >= np.abs(t_observed).max()) >= alpha:
             break
-        alive.pop(int(np.argmax(t_observed)))
+        alive.pop(int(np.argmax(t_observed.max(axis=1))))
     return set(alive)
 
 

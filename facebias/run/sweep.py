@@ -159,21 +159,23 @@ class SweepTracking(Callback):
         if self.progress is not None:
             self.progress.stop()
         wait_for_server(store.uri, store.offline_after_s)
-        marked = mark_dead_children(store, self.parent_run_id, "the end of its sweep")
-        if marked:
-            log.warning("job run(s) %s of this sweep ended without ending their run (e.g. cancelled): marked KILLED",
-                        ", ".join(marked))
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
-        note = self._attach_report(store, self.parent_run_id, sweep_dir)
-        if note:
-            tags[identity.NOTE_TAG] = note
-        multirun = sweep_dir / "multirun.yaml"
-        if multirun.is_file():
-            log_file(store, self.parent_run_id, multirun)
         status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
-        end_run(store, self.parent_run_id, status, tags)
-        log.info("sweep parent run %s ended %s", self.parent_run_id, status)
+        try:
+            marked = mark_dead_children(store, self.parent_run_id, "the end of its sweep")
+            if marked:
+                log.warning("job run(s) %s of this sweep ended without ending their run (e.g. cancelled): marked "
+                            "KILLED", ", ".join(marked))
+            note = self._attach_report(store, self.parent_run_id, sweep_dir)
+            if note:
+                tags[identity.NOTE_TAG] = note
+            multirun = sweep_dir / "multirun.yaml"
+            if multirun.is_file():
+                log_file(store, self.parent_run_id, multirun)
+        finally:
+            end_run(store, self.parent_run_id, status, tags)
+            log.info("sweep parent run %s ended %s", self.parent_run_id, status)
         return failed
 
     @staticmethod
@@ -187,6 +189,10 @@ class SweepTracking(Callback):
             table = report_for_parent(store, parent_run_id, sweep_dir / "report")
         except FacebiasError as error:
             log.warning("no results table for this sweep: %s", error)
+            return None
+        except Exception:  # the table is an attachment: a bug in it must not keep the parent from ending
+            log.exception("no results table for this sweep: building it failed (the parent still ends; rerun "
+                          "`python -m facebias.report parent=%s` once fixed)", parent_run_id)
             return None
         log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
         return (sweep_dir / "report" / "results.md").read_text(encoding="utf-8")

@@ -56,6 +56,12 @@ def test_model_confidence_set_on_clear_cases() -> None:
     assert model_confidence_set(clear, replicates, 0.05) == {"a"}
     tied = {"a": 1.0, "b": 1.0, "c": 1.0}
     assert model_confidence_set(tied, {name: 1.0 + noise[:, i] for i, name in enumerate(tied)}, 0.05) == set(tied)
+    # one clearly better experiment among six equal ones, under a large noise they share (the same test images):
+    # the paired differences single it out
+    shared = rng.normal(0, 1.0, 2000)
+    many = {"best": 1.0, **{f"e{i}": 2.0 for i in range(6)}}
+    paired = {name: value + shared + rng.normal(0, 0.1, 2000) for name, value in many.items()}
+    assert model_confidence_set(many, paired, 0.01) == {"best"}
     p_values = reference_p_values(clear, replicates, "a")
     assert p_values["b"] < 1e-6 and set(p_values) == {"b", "c"}
 

@@ -62,3 +62,28 @@ def test_the_callback_still_pickles_with_its_progress_running(tmp_path: Path) ->
     callback.progress = SweepProgress(tmp_path, 2)
     copy = pickle.loads(pickle.dumps(callback))
     assert (copy.parent_run_id, copy.progress) == ("abc", None)
+
+
+def test_a_report_that_breaks_does_not_keep_the_parent_running(tmp_path: Path, monkeypatch) -> None:
+    """The results table is an attachment: an unexpected error while building it is logged, and the sweep's parent
+    run still ends (FINISHED here) in a real SQLite store."""
+    import mlflow
+
+    import facebias.report.build
+    from facebias.run.sweep import SweepTracking
+    from facebias.tracking.store import TrackingStore
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("facebias", artifact_location=str(tmp_path / "artifacts"))
+    parent = client.create_run(experiment).info.run_id
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("predicted_age")
+
+    monkeypatch.setattr(facebias.report.build, "report_for_parent", broken)
+    callback = SweepTracking()
+    callback.parent_run_id = parent
+    (tmp_path / "sweep").mkdir()
+    assert callback._finish(TrackingStore(uri, "facebias"), tmp_path / "sweep", True) == []
+    assert client.get_run(parent).info.status == "FINISHED"
