@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from facebias.errors import ConfigError
 from facebias.identity import sweep_key
+from facebias.tracking.redaction import redacted
 
 STUDY_FILE = "optuna.db"
 """The study's SQLite file, beside a local MLflow store."""
@@ -42,14 +43,6 @@ def study_storage(configured: str | None, tracking_uri: str | None, store_dir: P
                           "(docs/search.md).")
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder.resolve() / STUDY_FILE}"
-
-
-def redacted(url: str) -> str:
-    """`url` without the password of its user part (for messages and logs): postgresql://optuna:***@host/db."""
-    parts = urlparse(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def study_name(name: str, task_overrides: Sequence[str], experiment: str, seeds: int) -> str:

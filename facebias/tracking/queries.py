@@ -13,6 +13,8 @@ import pandas as pd
 
 from facebias.errors import TrackingError
 from facebias.tracking.recorder import MlflowRecorder, Recorder
+from facebias.tracking.redaction import redacted
+from facebias.tracking.server import access_error, check_server, is_http
 from facebias.tracking.store import TrackingStore, client_for, connect, with_retries
 
 
@@ -67,8 +69,14 @@ def load_sweep_runs(store: TrackingStore, parent_run_id: str | None = None, *, p
     from mlflow.exceptions import MlflowException
 
     tracking_uri, experiment = store.uri, store.experiment
+    if is_http(tracking_uri):
+        check_server(tracking_uri)
     client = client_for(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as error:
+        raise access_error(tracking_uri, error, experiment) from error
+    tracking_uri = redacted(tracking_uri)
     if found is None:
         raise TrackingError(f"no MLflow experiment named {experiment!r} in {tracking_uri}: run a sweep first, or "
                             "name the experiment with tracking.experiment=….")

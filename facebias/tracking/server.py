@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from facebias.errors import TrackingError
+from facebias.tracking.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def check_server(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raise TrackingError, naming the URI, unless the tracking server answers `<uri>/health` within `timeout`."""
     reason = probe_server(tracking_uri, timeout)
     if reason is not None:
-        raise TrackingError(f"cannot reach the MLflow tracking server at {tracking_uri} ({reason}): start it, or "
-                            "point tracking.uri (or MLFLOW_TRACKING_URI) at a running server.")
+        raise TrackingError(f"cannot reach the MLflow tracking server at {redacted(tracking_uri)} ({reason}): start "
+                            "it, or point tracking.uri (or MLFLOW_TRACKING_URI) at a running server.")
 
 
 def wait_for_server(tracking_uri: str, limit_s: float, max_pause_s: float = 5.0) -> None:
@@ -124,6 +125,7 @@ def short_error(error: BaseException) -> str:
 def access_error(tracking_uri: str, error: Exception, experiment: str) -> TrackingError:
     """One sentence for a store that answered but refused: no login, wrong credentials, no permission, or other."""
     status, user = _http_status(error), os.environ.get("MLFLOW_TRACKING_USERNAME")
+    tracking_uri = redacted(tracking_uri)
     if status == 401 and user:
         return TrackingError(f"the MLflow tracking server at {tracking_uri} rejected the credentials of user {user!r}: "
                              "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.")
@@ -134,7 +136,7 @@ def access_error(tracking_uri: str, error: Exception, experiment: str) -> Tracki
         return TrackingError(f"the MLflow tracking server at {tracking_uri} denies user {user!r} access to experiment "
                              f"{experiment!r}: ask its administrator for EDIT permission, or choose another experiment "
                              "with tracking.experiment=….")
-    return TrackingError(f"cannot use the MLflow tracking store {tracking_uri}: {short_error(error)}")
+    return TrackingError(f"cannot use the MLflow tracking store {tracking_uri}: {redacted(short_error(error))}")
 
 
 @contextmanager

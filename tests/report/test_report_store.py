@@ -48,3 +48,21 @@ def test_report_marks_dead_children_in_the_store_it_reads(tmp_path: Path, spelli
     assert marked.data.tags[KILLED_REASON_TAG].startswith("its process died without ending the run; found by the "
                                                           "report of its sweep")
     assert _snapshot(store_y) == before_y, "the store MLFLOW_TRACKING_URI names is left untouched"
+
+
+def test_an_unreachable_server_is_one_sentence_without_its_password(tmp_path: Path) -> None:
+    """The report probes a server before asking MLflow (which would retry for minutes) and never prints a
+    password of the URI: one sentence, exit 1, no traceback."""
+    result = subprocess.run([sys.executable, "-m", "facebias.report", "tracking_uri=http://user:s3cret@127.0.0.1:9",
+                             "log=false"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=cli_env())
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output and "s3cret" not in output
+    assert "cannot reach the MLflow tracking server at http://user:***@127.0.0.1:9" in output
+
+
+def test_redacted_hides_only_the_password() -> None:
+    from facebias.tracking.redaction import redacted
+
+    assert redacted("postgresql+psycopg2://leak:S3cret@127.0.0.1:5432/db") == "postgresql+psycopg2://leak:***@127.0.0.1:5432/db"
+    assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redacted("sqlite:////tmp/a:b@c/mlflow.db") == "sqlite:////tmp/a:b@c/mlflow.db"
