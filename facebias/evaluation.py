@@ -64,10 +64,6 @@ class SplitEvaluation:
                 metrics[f"{self.split}/mae_by_{row.attribute}/{group}"] = float(row.mae)
         return metrics
 
-    def within_noise(self, alpha: float = 0.05) -> list[str]:
-        """The bias scores whose permutation p-value is ≥ `alpha`: no evidence that the group MAEs differ."""
-        return [name for name in BIAS_ATTRIBUTES if name in self.nulls and self.nulls[name].p >= alpha]
-
 
 def evaluate_split(split: str, ages: np.ndarray, predicted: np.ndarray, attributes: pd.DataFrame,
                    statistics: StatisticsConfig | None = None) -> SplitEvaluation:

@@ -25,7 +25,6 @@ from numpy.typing import ArrayLike
 from facebias.metrics.scores import BIAS_ATTRIBUTES
 from facebias.metrics.uncertainty import (
     ErrorsByGroup,
-    bootstrap_indices,
     check_resampling,
     errors_by_group,
     group_sums,
@@ -124,10 +123,12 @@ def score_uncertainty(
     with its interval (keyed `<bias>_debiased`), from one draw of the bootstrap."""
     check_resampling(n_resamples, level)
     data = errors_by_group(y_true, y_pred, attributes)
-    maes = data.errors[bootstrap_indices(len(data.errors), n_resamples, seed)].mean(axis=1)
+    mae_stream, gap_stream = np.random.SeedSequence(seed).spawn(2)
+    maes = data.errors[np.random.default_rng(mae_stream).integers(0, len(data.errors),
+                                                                  (n_resamples, len(data.errors)))].mean(axis=1)
     intervals = {"mae": percentile_interval(maes, level)}
     debiased_scores = {}
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(gap_stream)
     for score in BIAS_ATTRIBUTES:
         gaps = gap_intervals(data, score, n_resamples, level, rng)
         intervals[score] = kit_bounds(gaps)

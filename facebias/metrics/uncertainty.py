@@ -83,11 +83,6 @@ def pair_mean_gap(means: np.ndarray) -> np.ndarray:
     return np.divide(np.where(paired, gaps, 0.0).sum(axis=1), pairs, out=np.zeros(len(means)), where=pairs > 0)
 
 
-def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples × n_images) positions drawn with replacement, reproducible from `seed`."""
-    return np.random.default_rng(seed).integers(0, n_images, size=(n_resamples, n_images))
-
-
 def stratified_indices(codes: np.ndarray, n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Per group code 0, 1, … (up to the largest code): (n_resamples × n_g) positions of that group's images drawn
     with replacement within the group (an empty group: an empty (n_resamples × 0) array)."""

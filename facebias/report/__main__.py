@@ -23,9 +23,9 @@ from facebias.tracking.store import TrackingStore, tracking_store
 REPORT = Command(
     prog="python -m facebias.report",
     config_name="report",
-    summary="The study's results table of a sweep's runs (mean and 95 % interval per experiment, the best and those "
-            "not distinguishable from it marked), as Markdown, CSV, HTML and a plot; logged to the sweep's parent "
-            "run under report/.",
+    summary="The study's results table of a sweep's runs (mean and 95 % interval per experiment; with 3 or more "
+            "seeds per experiment, each column's best set marked), as Markdown, CSV, HTML and a plot; logged to the "
+            "sweep's parent run under report/.",
     descriptions={
         "parent": "parent run of the sweep (null: the most recent sweep)",
         "split": f"metrics of this split: {', '.join(SPLITS)}",

@@ -15,19 +15,17 @@ import numpy as np
 import pandas as pd
 
 from facebias.metrics import bias_scores
-from facebias.metrics.uncertainty import SCORES
+from facebias.metrics.uncertainty import SCORES, percentile_interval
 from facebias.report.replicates import resampled_run_scores, same_images
 from facebias.report.significance import (
     FAMILY_ALPHA,
+    LEVEL,
     MIN_SEEDS,
+    RESAMPLES,
     holm,
-    percentile_bounds,
     reference_p_values,
     two_level_replicates,
 )
-
-RESAMPLES = 1000
-LEVEL = 0.95
 
 
 def compare_with_baseline(arms: Mapping[str, Sequence[pd.DataFrame]], baseline: str, *, seed: int = 0,
@@ -57,7 +55,7 @@ def compare_with_baseline(arms: Mapping[str, Sequence[pd.DataFrame]], baseline: 
         replicates = two_level_replicates(per_arm, seed=seed)
         tested = reference_p_values(means, replicates, baseline)
         for name in arms:
-            low, high = percentile_bounds(replicates[name], LEVEL)
+            low, high = percentile_interval(replicates[name], LEVEL)
             rows.append({"score": score, "arm": name, "n": len(arms[name]), "mean": means[name], "low": low,
                          "high": high, "difference": means[name] - means[baseline], "p": tested.get(name, np.nan)})
             if name != baseline:

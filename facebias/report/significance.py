@@ -33,6 +33,10 @@ FAMILY_ALPHA = 0.05
 """Error rate of the whole results table: the chance that any truly best experiment is left out of any column's
 best set (split equally over the columns, Bonferroni)."""
 TWO_LEVEL = "two-level bootstrap over seeds and test images"
+RESAMPLES = 1000
+"""Replicates of the two-level bootstrap."""
+LEVEL = 0.95
+"""Coverage of every interval the report and the benchmarks' tables show."""
 
 
 def two_level_replicates(run_scores: Mapping[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
@@ -108,12 +112,6 @@ def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
         return float("nan"), float("nan")
     half = stats.t.ppf(0.5 + level / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array))
     return float(array.mean() - half), float(array.mean() + half)
-
-
-def percentile_bounds(replicates: np.ndarray, level: float) -> tuple[float, float]:
-    """The central `level` percentile interval of an experiment's replicates."""
-    low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
 
 
 def column_alpha(columns: Sequence[str], family_alpha: float = FAMILY_ALPHA) -> float:

@@ -19,13 +19,15 @@ import pandas as pd
 
 from facebias.config import stage_key
 from facebias.errors import ReportError
+from facebias.metrics.uncertainty import percentile_interval
 from facebias.options import BACKBONES, HEADS, Registry
 from facebias.report.replicates import resampled_run_scores, same_images
 from facebias.report.significance import (
+    LEVEL,
     MIN_SEEDS,
+    RESAMPLES,
     column_alpha,
     model_confidence_set,
-    percentile_bounds,
     seed_interval,
     two_level_replicates,
 )
@@ -43,10 +45,6 @@ METRIC_COLUMNS: tuple[str, ...] = tuple(column for _, column in METRICS)
 BIAS_COLUMNS: tuple[str, ...] = METRIC_COLUMNS[1:]
 TEXT_COLUMNS: tuple[str, ...] = ("Experiment", "Backbone", "Head", "Stages", "Learning rates")
 SPLITS: tuple[str, ...] = ("test", "val")
-LEVEL = 0.95
-"""Coverage of every interval in the table."""
-RESAMPLES = 1000
-"""Replicates of the two-level bootstrap (test images and seeds)."""
 DATA_TAGS: tuple[str, ...] = ("facebias.dataset_digest", "facebias.data")
 MISSING_TAG_VALUES = {"", "none", "null", "nan"}
 MAX_LISTED = 10
@@ -244,7 +242,7 @@ def _mark_best(table: pd.DataFrame, finished: pd.DataFrame, experiments: pd.Seri
         replicates = two_level_replicates({name: scores[metric][offsets[i]:offsets[i + 1]]
                                            for i, name in enumerate(names)})
         for position, name in enumerate(names):
-            table.loc[position, [f"{column} low", f"{column} high"]] = percentile_bounds(replicates[name], LEVEL)
+            table.loc[position, [f"{column} low", f"{column} high"]] = percentile_interval(replicates[name], LEVEL)
         best = model_confidence_set(dict(zip(names, table[column], strict=True)), replicates, alpha)
         table[f"{column} best"] = table["Experiment"].isin(best)
     return None

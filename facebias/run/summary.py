@@ -46,7 +46,7 @@ def summary_lines(metrics: Mapping[str, float], level: float) -> list[str]:
             lines.append(f"  {name} {metrics[f'{split}/{name}']:.3f} vs. null {metrics[f'{split}/{name}_null']:.3f}"
                          f" (p {p_value:.3f}): {verdict}")
         lines.append(f"  Within noise (p >= {NOISE_ALPHA}): no evidence that the groups' MAEs differ. Each line is "
-                     "one test at 5 %; these trained weights on these images, not the configuration.")
+                     f"one test at {NOISE_ALPHA:.0%}; these trained weights on these images, not the configuration.")
     return lines
 
 
