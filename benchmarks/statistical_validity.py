@@ -198,11 +198,13 @@ def a_a_and_power(labels: pd.DataFrame, predictions: np.ndarray, runs: pd.DataFr
 
 
 def test_rejections(labels: pd.DataFrame, predictions: np.ndarray, simulations: int,
-                    rng: np.random.Generator) -> pd.DataFrame:
+                    rng: np.random.Generator) -> tuple[pd.DataFrame, pd.Series]:
     """The permutation test's rejection rate at 5 %: group-blind (a trained model's errors shuffled) and equal MAE
-    with one group's errors more spread out, per bias."""
+    with one group's errors more spread out, per bias; and the mean kit score of the group-blind errors (what noise
+    alone scores at the test split's sizes)."""
     results = {}
     blind = {score: 0 for score in BIAS_ATTRIBUTES}
+    noise = {score: 0.0 for score in BIAS_ATTRIBUTES}
     for simulation in range(simulations):
         chosen = rng.choice(len(labels), TEST_SIZE, replace=False)
         sample = labels.iloc[chosen]
@@ -210,6 +212,7 @@ def test_rejections(labels: pd.DataFrame, predictions: np.ndarray, simulations: 
         for score, result in permutation_null(sample["apparent_age"], sample["apparent_age"] + errors,
                                               sample[list(ATTRIBUTES)], seed=simulation).items():
             blind[score] += result.p < 0.05
+            noise[score] += result.observed / simulations
     results["group-blind errors (a trained model's, shuffled)"] = pd.Series(blind) / simulations
     mean, sd = 7 * np.sqrt(2 / np.pi), 7 * np.sqrt(1 - 2 / np.pi)
     for spread in (1.5, 2.0):
@@ -229,7 +232,7 @@ def test_rejections(labels: pd.DataFrame, predictions: np.ndarray, simulations: 
                                           seed=simulation)[score].p < 0.05
             rejected[score] = count / simulations
         results[f"equal MAE, one group's errors {spread}x as spread out"] = pd.Series(rejected)
-    return pd.DataFrame(results)
+    return pd.DataFrame(results), pd.Series(noise)
 
 
 def main() -> None:
@@ -263,7 +266,10 @@ def main() -> None:
     print("\nPower: share of replicates dropping the worse configuration (5 seeds each):")
     print(power.to_frame("dropped").to_markdown(floatfmt=".3f"))
     print(f"\nPermutation test, rejection rate at 5 % ({args.simulations} simulated test splits per cell):")
-    print(test_rejections(labels, predictions, args.simulations, rng).to_markdown(floatfmt=".3f"))
+    rates, noise = test_rejections(labels, predictions, args.simulations, rng)
+    print(rates.to_markdown(floatfmt=".3f"))
+    print("\nMean kit score of group-blind errors (noise alone, years, at the test split's size):")
+    print(noise.to_frame("kit score").to_markdown(floatfmt=".3f"))
     print(f"\nwall time {time.perf_counter() - started:.0f} s; Python {platform.python_version()}, "
           f"numpy {np.__version__}, pandas {pd.__version__}, {platform.machine()}")
 
