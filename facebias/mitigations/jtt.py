@@ -43,6 +43,7 @@ class JustTrainTwice(Mitigation):
         self.selected: np.ndarray | None = None
         self.first_epochs_run = 0
         self.errors: np.ndarray | None = None
+        self.smallest_error: float | None = None
         self.count = 0
 
     def prepare(self, train: Split, first_pass: FirstPass, state: Any = None) -> None:
@@ -60,11 +61,19 @@ class JustTrainTwice(Mitigation):
     def state(self) -> Any:
         if self.selected is None:
             return None
-        return {"selected": [int(i) for i in self.selected], "first_pass_epochs": self.first_epochs_run}
+        return {"selected": [int(i) for i in self.selected], "first_pass_epochs": self.first_epochs_run,
+                "smallest_upweighted_error": self._smallest_error()}
 
     def restore(self, state: Any) -> None:
         self.selected = np.asarray(state["selected"], dtype=int)
         self.first_epochs_run = int(state["first_pass_epochs"])
+        self.smallest_error = state.get("smallest_upweighted_error")
+
+    def _smallest_error(self) -> float | None:
+        """The smallest first-pass error among the up-weighted images (kept across a resume)."""
+        if self.errors is not None and self.selected is not None:
+            return float(self.errors[self.selected].min())
+        return self.smallest_error
 
     def artifacts(self) -> dict[str, object]:
         if self.selected is None:
@@ -72,8 +81,8 @@ class JustTrainTwice(Mitigation):
         record: dict[str, object] = {"first_pass_epochs": self.first_epochs_run, "share": self.config.share,
                                      "upweight": self.config.upweight, "upweighted": len(self.selected),
                                      "indices": [int(i) for i in self.selected]}
-        if self.errors is not None:
-            record["smallest_upweighted_error"] = float(self.errors[self.selected].min())
+        if self._smallest_error() is not None:
+            record["smallest_upweighted_error"] = self._smallest_error()
         return {JTT_ARTIFACT: record}
 
     def metrics(self) -> dict[str, float]:

@@ -41,6 +41,7 @@ def test_error_set_and_weights_by_hand() -> None:
     resumed = JustTrainTwice(JTTConfig(first_epochs=3, share=0.4, upweight=5.0))
     resumed.prepare(_Train(ages), lambda epochs: pytest.fail("a resumed run has its error set"), jtt.state())
     assert resumed.sample_weights().tolist() == jtt.sample_weights().tolist()
+    assert resumed.artifacts() == jtt.artifacts(), "a resumed run writes the same selection record"
     assert error_set(np.array([1.0, 3.0, 3.0, 0.0]), 0.5).tolist() == [1, 2], "ties: the lower index first"
     assert error_set(np.array([1.0, 3.0]), 0.01).tolist() == [1], "at least one image"
     assert jtt_weights(3, np.array([0]), 2.5).tolist() == [2.5, 1.0, 1.0]
