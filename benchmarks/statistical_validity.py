@@ -18,7 +18,7 @@ rates").
    split's group sizes, |N(0, 7²)| elsewhere).
 
     python benchmarks/statistical_validity.py --workdir DIR [--pool 120000] [--test-sets 200] [--replicates 200]
-        [--coverage-models 5] [--simulations 200] [--skip-training]
+        [--coverage-models 5] [--simulations 200] [--skip-training] [--parts coverage,a_a,permutation]
 """
 
 from __future__ import annotations
@@ -244,6 +244,8 @@ def main() -> None:
     parser.add_argument("--coverage-models", type=int, default=5, help="models per configuration checked for coverage")
     parser.add_argument("--simulations", type=int, default=200, help="simulated splits per permutation-test case")
     parser.add_argument("--skip-training", action="store_true", help="use the sweep's FINISHED runs as they are")
+    parser.add_argument("--parts", default="coverage,a_a,permutation",
+                        help="which measurements, comma-separated (coverage, a_a, permutation)")
     args = parser.parse_args()
     started = time.perf_counter()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -254,22 +256,26 @@ def main() -> None:
     labels, predictions = pool_predictions(args.workdir, runs, args.pool)
     truths = pd.DataFrame([population_values(labels, row) for row in predictions])
     rng = np.random.default_rng(0)
-    checked = runs.groupby("weighting").head(args.coverage_models).index.to_numpy()
-    print(f"\nCoverage of the 95 % intervals ({len(checked)} models × {args.test_sets} test sets of {TEST_SIZE} "
-          f"images from a pool of {args.pool:,}):")
-    print(coverage(labels, predictions[checked], truths.iloc[checked].to_dict("records"), args.test_sets, rng)
-          .to_frame("coverage").to_markdown(floatfmt=".3f"))
-    a_a, power = a_a_and_power(labels, predictions, runs, truths, args.replicates, rng)
-    print(f"\nA/A: share of {args.replicates} replicates leaving a pseudo-experiment out of the best set "
-          "(3 × 3 seeds; α = 0.01 per column, family = the 5 columns):")
-    print(a_a.to_markdown(floatfmt=".3f"))
-    print("\nPower: share of replicates dropping the worse configuration (5 seeds each):")
-    print(power.to_frame("dropped").to_markdown(floatfmt=".3f"))
-    print(f"\nPermutation test, rejection rate at 5 % ({args.simulations} simulated test splits per cell):")
-    rates, noise = test_rejections(labels, predictions, args.simulations, rng)
-    print(rates.to_markdown(floatfmt=".3f"))
-    print("\nMean kit score of group-blind errors (noise alone, years, at the test split's size):")
-    print(noise.to_frame("kit score").to_markdown(floatfmt=".3f"))
+    parts = set(args.parts.split(","))
+    if "coverage" in parts:
+        checked = runs.groupby("weighting").head(args.coverage_models).index.to_numpy()
+        print(f"\nCoverage of the 95 % intervals ({len(checked)} models × {args.test_sets} test sets of {TEST_SIZE} "
+              f"images from a pool of {args.pool:,}):")
+        print(coverage(labels, predictions[checked], truths.iloc[checked].to_dict("records"), args.test_sets, rng)
+              .to_frame("coverage").to_markdown(floatfmt=".3f"))
+    if "a_a" in parts:
+        a_a, power = a_a_and_power(labels, predictions, runs, truths, args.replicates, rng)
+        print(f"\nA/A: share of {args.replicates} replicates leaving a pseudo-experiment out of the best set "
+              "(3 × 3 seeds; α = 0.01 per column, family = the 5 columns):")
+        print(a_a.to_markdown(floatfmt=".3f"))
+        print("\nPower: share of replicates dropping the worse configuration (5 seeds each):")
+        print(power.to_frame("dropped").to_markdown(floatfmt=".3f"))
+    if "permutation" in parts:
+        print(f"\nPermutation test, rejection rate at 5 % ({args.simulations} simulated test splits per cell):")
+        rates, noise = test_rejections(labels, predictions, args.simulations, rng)
+        print(rates.to_markdown(floatfmt=".3f"))
+        print("\nMean kit score of group-blind errors (noise alone, years, at the test split's size):")
+        print(noise.to_frame("kit score").to_markdown(floatfmt=".3f"))
     print(f"\nwall time {time.perf_counter() - started:.0f} s; Python {platform.python_version()}, "
           f"numpy {np.__version__}, pandas {pd.__version__}, {platform.machine()}")
 

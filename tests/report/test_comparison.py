@@ -11,7 +11,7 @@ from facebias.report.comparison import compare_with_baseline, markdown
 from facebias.report.significance import holm
 
 
-def _arms(rng: np.random.Generator, shifts: dict[str, float], seeds: int = 3, n: int = 400) -> dict[str, list]:
+def _arms(rng: np.random.Generator, shifts: dict[str, float], seeds: int = 5, n: int = 400) -> dict[str, list]:
     ages = rng.uniform(5, 85, n)
     attributes = pd.DataFrame({"gender": rng.choice(["male", "female"], n),
                                "ethnicity": rng.choice(["asian", "afroamerican", "caucasian"], n),
@@ -34,7 +34,7 @@ def test_a_clear_difference_is_beyond_noise_and_no_difference_is_not() -> None:
     assert tested["p_holm"].tolist() == pytest.approx([expected[(s, a)] for s, a in zip(tested["score"],
                                                                                         tested["arm"], strict=True)])
     text = markdown(table)
-    assert "| mae | none | 3 |" in text and "(baseline)" in text
+    assert "| mae | none | 5 |" in text and "(baseline)" in text
 
 
 def test_arms_need_three_seeds_and_the_same_images() -> None:

@@ -35,12 +35,13 @@ def test_seed_interval_by_hand() -> None:
 
 
 def test_two_level_replicates_by_hand() -> None:
-    # two runs scoring 1 and 3 on every image resample: the mean of two runs drawn with replacement is 1, 2 or 3
-    # (probabilities 1/4, 1/2, 1/4; variance 1/2), rescaled by √(2 / 1): variance 1 = s² / n = 2 / 2
-    scores = np.vstack([np.full(40000, 1.0), np.full(40000, 3.0)])
+    # five runs scoring 1, 2, 3, 4, 5 on every image resample: mean 3, s = √2.5, s / √5 = √0.5; the seed level is
+    # √0.5 · t(4): variance 0.5 · 4 / 2 = 1, 97.5 % quantile 3 + √0.5 · 2.7764
+    scores = np.vstack([np.full(200000, value) for value in (1.0, 2.0, 3.0, 4.0, 5.0)])
     replicates = two_level_replicates({"a": scores}, seed=1)["a"]
-    assert replicates.mean() == pytest.approx(2.0, abs=0.02)
-    assert replicates.var() == pytest.approx(1.0, rel=0.03)
+    assert np.median(replicates) == pytest.approx(3.0, abs=0.01)
+    assert replicates.var() == pytest.approx(1.0, rel=0.05)
+    assert np.quantile(replicates, 0.975) == pytest.approx(3 + np.sqrt(0.5) * 2.7764451, abs=0.03)
     # identical runs: no seed noise, the replicates are the image resamples themselves
     images = np.random.default_rng(0).normal(5, 1, 50)
     assert two_level_replicates({"a": np.vstack([images] * 3)})["a"] == pytest.approx(images)
@@ -99,13 +100,14 @@ def _best_set(experiments: dict[str, list[pd.DataFrame]], alpha: float, seed: in
 
 def test_a_a_error_rate_and_power_on_simulated_experiments() -> None:
     """Four experiments that are one configuration under different names, 3 seeds each, a fresh test set each
-    time: the best set leaves one out in at most ~5 % of replicates; a real 1.5-year difference is found."""
+    time: the best set leaves one out in at most ~5 % of replicates; a real 1.5-year difference is found with
+    5 seeds each."""
     rng = np.random.default_rng(5)
     replicates = 120
     left_out = sum(len(_best_set(_simulated_experiments(rng, dict.fromkeys("abcd", 0.0), 3), 0.05, seed)) < 4
                    for seed in range(replicates))
     assert left_out / replicates <= 0.09
-    found = sum("b" not in _best_set(_simulated_experiments(rng, {"a": 0.0, "b": 1.5}, 3), 0.05, seed)
+    found = sum("b" not in _best_set(_simulated_experiments(rng, {"a": 0.0, "b": 1.5}, 5), 0.05, seed)
                 for seed in range(40))
     assert found / 40 >= 0.8
 
@@ -126,8 +128,8 @@ def _seeded_predictions(rng: np.random.Generator, scales: dict[str, float], seed
     return rows, frames
 
 
-def test_the_table_marks_a_best_set_with_three_seeds_and_says_its_family() -> None:
-    rows, frames = _seeded_predictions(np.random.default_rng(0), {"exp1_a": 6.0, "exp2_b": 6.05, "exp3_c": 12.0}, 3)
+def test_the_table_marks_a_best_set_with_enough_seeds_and_says_its_family() -> None:
+    rows, frames = _seeded_predictions(np.random.default_rng(0), {"exp1_a": 6.0, "exp2_b": 6.05, "exp3_c": 12.0}, 5)
     table = results_table(pd.DataFrame(rows), predictions=frames)
     assert table.attrs["interval"] == "two-level" and table.attrs["no_best_set"] is None
     assert list(table["MAE best"]) == [True, True, False]
