@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import shutil
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,11 @@ def load_checkpoint(path: Path) -> Checkpoint | None:
         return None
     with np.load(path, allow_pickle=False) as data:
         state = json.loads(str(data["state"]))
-        if state.pop("format", None) != FORMAT:
+        written = state.pop("format", None)
+        if written != FORMAT:
+            warnings.warn(f"the checkpoint {path} was written in format {written!r} by another facebias version; this "
+                          f"one reads {FORMAT!r}, so the run cannot continue from it and trains from the start",
+                          stacklevel=2)
             return None
         stopping = state.pop("early_stopping")
         has_optimizer = state.pop("has_optimizer")

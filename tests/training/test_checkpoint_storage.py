@@ -89,3 +89,13 @@ def test_a_run_whose_checkpoint_cannot_be_written_fails_and_resumes(tmp_path: Pa
     assert [(r.info.run_id, r.info.status) for r in runs] == [(result.run_id, "FINISHED")]
     assert result.output_dir == output_dir
     assert not (output_dir / "checkpoint").exists()
+
+
+def test_a_checkpoint_of_another_format_is_refused_with_a_warning(tmp_path: Path) -> None:
+    """A checkpoint written by another facebias version is not resumed from, and the user is told why."""
+    import json
+
+    path = tmp_path / "checkpoint.npz"
+    np.savez(path, state=np.array(json.dumps({"format": "facebias-checkpoint/0"})))
+    with pytest.warns(UserWarning, match=r"format 'facebias-checkpoint/0' by another facebias version"):
+        assert load_checkpoint(path) is None
