@@ -264,9 +264,11 @@ def _cancel_for_good(job: str) -> None:
     its run within KillWait, which would make it a job that was not cancelled in time, not one cancelled for good."""
     (raw_id,) = subprocess.run(["squeue", "-h", "-j", job, "-o", "%A"], capture_output=True, text=True, check=True,
                                timeout=60).stdout.split()
-    subprocess.run(["scancel", job], check=True, timeout=60)
+    # the step processes are listed before scancel: once it is sent, Slurm may already have reaped them, and
+    # `scontrol listpids` then fails for a job that has none left (seen in one clean-clone run)
     listed = subprocess.run(["scontrol", "listpids", raw_id], capture_output=True, text=True, check=True,
                             timeout=60).stdout
+    subprocess.run(["scancel", job], check=True, timeout=60)
     for pid, _, step, *_ in (line.split() for line in listed.splitlines()[1:]):
         if step != "batch":
             with contextlib.suppress(ProcessLookupError):
