@@ -38,8 +38,8 @@ from facebias.data.synthetic import generate_split
 from facebias.metrics import BIAS_ATTRIBUTES, SCORES, bias_scores, permutation_null, score_uncertainty
 from facebias.metrics.intervals import DEBIASED_SUFFIX, GapIntervals, debiased, group_moments
 from facebias.metrics.uncertainty import group_codes, group_sizes
-from facebias.report.replicates import resampled_run_scores
-from facebias.report.significance import column_alpha, model_confidence_set, two_level_replicates
+from facebias.report.replicates import experiment_replicates
+from facebias.report.significance import column_alpha, model_confidence_set
 from facebias.vocab import VOCABULARIES
 
 SWEEP = ("-m", "weighting=none,group", "seed=range(0,10)", "trainer.verbose=0", "sweep_name=validity",
@@ -152,21 +152,11 @@ def best_sets(labels: pd.DataFrame, predictions: np.ndarray, experiments: dict[s
     """Per score, the report's best set of `experiments` (name → rows of `predictions`) on a fresh test set."""
     chosen = rng.choice(len(labels), TEST_SIZE, replace=False)
     sample = labels.iloc[chosen].reset_index(drop=True)
-    frames, observed = [], []
-    for rows in experiments.values():
-        for row in rows:
-            frames.append(sample.assign(predicted_age=predictions[row, chosen]))
-            observed.append(bias_scores(sample["apparent_age"], frames[-1]["predicted_age"], sample[list(ATTRIBUTES)]))
-    scores = resampled_run_scores(frames, 1000, seed=seed)
-    bounds = np.cumsum([0, *(len(rows) for rows in experiments.values())])
+    experiments_frames = {name: [sample.assign(predicted_age=predictions[row, chosen]) for row in rows]
+                          for name, rows in experiments.items()}
     alpha = column_alpha(SCORES)
-    sets = {}
-    for score in SCORES:
-        per_run = {name: scores[score][bounds[i]:bounds[i + 1]] for i, name in enumerate(experiments)}
-        estimates = {name: float(np.mean([o[score] for o in observed[bounds[i]:bounds[i + 1]]]))
-                     for i, name in enumerate(experiments)}
-        sets[score] = model_confidence_set(estimates, two_level_replicates(per_run, seed=seed), alpha)
-    return sets
+    return {score: model_confidence_set(estimates, replicates, alpha)
+            for score, (estimates, replicates) in experiment_replicates(experiments_frames, 1000, seed=seed).items()}
 
 
 def a_a_and_power(labels: pd.DataFrame, predictions: np.ndarray, runs: pd.DataFrame, truths: pd.DataFrame,

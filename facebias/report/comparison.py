@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from facebias.metrics import bias_scores
 from facebias.metrics.uncertainty import SCORES, percentile_interval
-from facebias.report.replicates import resampled_run_scores, same_images
+from facebias.report.replicates import experiment_replicates, same_images
 from facebias.report.significance import (
     FAMILY_ALPHA,
     LEVEL,
@@ -24,7 +23,6 @@ from facebias.report.significance import (
     RESAMPLES,
     holm,
     reference_p_values,
-    two_level_replicates,
 )
 
 
@@ -43,16 +41,10 @@ def compare_with_baseline(arms: Mapping[str, Sequence[pd.DataFrame]], baseline: 
     frames = [frame for runs in arms.values() for frame in runs]
     if not same_images(frames):
         raise ValueError("the arms' runs were evaluated on different images: they cannot be compared pairwise")
-    scores = resampled_run_scores(frames, RESAMPLES, seed=seed)
-    bounds = np.cumsum([0, *(len(runs) for runs in arms.values())])
-    observed = [bias_scores(frame["apparent_age"], frame["predicted_age"],
-                            frame[["gender", "ethnicity", "expression"]]) for frame in frames]
+    by_score = experiment_replicates(arms, RESAMPLES, seed=seed)
     rows, p_values = [], {}
     for score in SCORES:
-        per_arm = {name: scores[score][bounds[i]:bounds[i + 1]] for i, name in enumerate(arms)}
-        means = {name: float(np.mean([o[score] for o in observed[bounds[i]:bounds[i + 1]]]))
-                 for i, name in enumerate(arms)}
-        replicates = two_level_replicates(per_arm, seed=seed)
+        means, replicates = by_score[score]
         tested = reference_p_values(means, replicates, baseline)
         for name in arms:
             low, high = percentile_interval(replicates[name], LEVEL)

@@ -8,13 +8,14 @@ applied to every run, so that experiments are compared on the same resampled ima
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from facebias.metrics.scores import BIAS_ATTRIBUTES
+from facebias.metrics.scores import BIAS_ATTRIBUTES, bias_scores
 from facebias.metrics.uncertainty import SCORES, group_codes, group_sizes, pair_mean_gap, stratified_indices
+from facebias.report.significance import two_level_replicates
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("apparent_age", "predicted_age", "gender", "ethnicity", "expression")
 """The columns of a run's predictions_<split>.csv that the report reads."""
@@ -50,3 +51,23 @@ def resampled_run_scores(predictions: Sequence[pd.DataFrame], n_resamples: int,
                     means[:, group] = errors[drawn].mean(axis=1)
             scores[score][run] = pair_mean_gap(means)
     return scores
+
+
+def experiment_replicates(experiments: Mapping[str, Sequence[pd.DataFrame]], n_resamples: int,
+                          seed: int = 0) -> dict[str, tuple[dict[str, float], dict[str, np.ndarray]]]:
+    """Per score: each experiment's mean over its runs of the score on all the images, and its two-level bootstrap
+    replicates (shared image resamples, then the seed level; facebias.report.significance). `experiments` maps a name
+    to its runs' predictions frames, every frame on the same images."""
+    names = list(experiments)
+    frames = [frame for name in names for frame in experiments[name]]
+    scores = resampled_run_scores(frames, n_resamples, seed=seed)
+    observed = [bias_scores(frame["apparent_age"], frame["predicted_age"],
+                            frame[["gender", "ethnicity", "expression"]]) for frame in frames]
+    bounds = np.cumsum([0, *(len(experiments[name]) for name in names)])
+    result = {}
+    for score in SCORES:
+        means = {name: float(np.mean([o[score] for o in observed[bounds[i]:bounds[i + 1]]]))
+                 for i, name in enumerate(names)}
+        per_run = {name: scores[score][bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
+        result[score] = means, two_level_replicates(per_run, seed=seed)
+    return result

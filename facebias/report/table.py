@@ -14,14 +14,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from facebias.config import stage_key
 from facebias.errors import ReportError
 from facebias.metrics.uncertainty import percentile_interval
 from facebias.options import BACKBONES, HEADS, Registry
-from facebias.report.replicates import resampled_run_scores, same_images
+from facebias.report.replicates import experiment_replicates, same_images
 from facebias.report.significance import (
     LEVEL,
     MIN_SEEDS,
@@ -29,7 +28,6 @@ from facebias.report.significance import (
     column_alpha,
     model_confidence_set,
     seed_interval,
-    two_level_replicates,
 )
 
 METRICS: tuple[tuple[str, str], ...] = (
@@ -234,13 +232,11 @@ def _mark_best(table: pd.DataFrame, finished: pd.DataFrame, experiments: pd.Seri
     reason = _no_best_set(runs, predictions)
     if reason is not None or predictions is None:  # without predictions there is a reason
         return reason
-    frames = [predictions[str(run_id)] for name in names for run_id in runs[name]["run_id"]]
-    scores = resampled_run_scores(frames, RESAMPLES)
-    offsets = np.cumsum([0] + [len(runs[name]) for name in names])
+    by_score = experiment_replicates({name: [predictions[str(run_id)] for run_id in runs[name]["run_id"]]
+                                      for name in names}, RESAMPLES)
     alpha = column_alpha(METRIC_COLUMNS)
     for metric, column in METRICS:
-        replicates = two_level_replicates({name: scores[metric][offsets[i]:offsets[i + 1]]
-                                           for i, name in enumerate(names)})
+        replicates = by_score[metric][1]
         for position, name in enumerate(names):
             table.loc[position, [f"{column} low", f"{column} high"]] = percentile_interval(replicates[name], LEVEL)
         best = model_confidence_set(dict(zip(names, table[column], strict=True)), replicates, alpha)
