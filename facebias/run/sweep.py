@@ -30,6 +30,9 @@ from facebias.errors import FacebiasError
 from facebias.identity import config_fingerprint, sweep_key
 from facebias.io import write_json, write_text
 from facebias.liveness import mark_dead_children
+from facebias.redaction import redacted_config, redacted_text
+from facebias.run.hydra_files import without_secrets
+from facebias.run.launcher_watch import end_with_launcher, mark_launcher
 from facebias.run.sweep_progress import SweepProgress, sweep_size
 from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
@@ -90,8 +93,8 @@ class JobOutcome:
 
 
 def write_outcome(sweep_dir: Path, outcome: JobOutcome) -> None:
-    """Write (or replace) the outcome file of one job of a sweep."""
-    write_json(sweep_dir / JOBS_FOLDER / f"{outcome.num}.json", outcome.__dict__)
+    """Write (or replace) the outcome file of one job of a sweep, without credentials."""
+    write_json(sweep_dir / JOBS_FOLDER / f"{outcome.num}.json", redacted_config(outcome.__dict__))
 
 
 def read_outcomes(sweep_dir: Path) -> list[JobOutcome]:
@@ -114,7 +117,18 @@ class SweepTracking(Callback):
         return {**self.__dict__, "progress": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Reach the store and open the parent before any job is launched: a store that cannot be used (unreachable,
+        no login, refused credentials) ends the sweep command with its one sentence and exit status 1 (Hydra turns a
+        callback's exception into a warning and launches the jobs all the same; SystemExit passes through it)."""
+        mark_launcher()
+        try:
+            self._open_parent(config)
+        except FacebiasError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
         self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
+
+    def _open_parent(self, config: DictConfig) -> None:
         self.store = store = sweep_store(config)
         if store is None:
             return
@@ -138,14 +152,24 @@ class SweepTracking(Callback):
         atexit.register(self._finish, store, sweep_dir, False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """End the parent; exit status 1 when a job failed (with tracking disabled too) or the parent cannot be
+        ended (Hydra turns a callback's exception into a warning: the command must still fail)."""
         if self.progress is not None:
             self.progress.stop()
-        if self.store is None or self.parent_run_id is None:
-            return
-        failed = self._finish(self.store, Path(config.hydra.sweep.dir), True)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            if self.store is None or self.parent_run_id is None:
+                failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
+            else:
+                failed = self._finish(self.store, sweep_dir, True)
+        except FacebiasError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
         if failed:
             summary = "; ".join(outcome.describe() for outcome in failed)
-            print(f"error: {len(failed)} job(s) of the sweep failed (the others ran): {summary}", file=sys.stderr)
+            which = (f"all {len(failed)} job(s) of the sweep failed" if len(failed) == len(read_outcomes(sweep_dir))
+                     else f"{len(failed)} job(s) of the sweep failed (the others ran)")
+            print(f"error: {which}: {summary}", file=sys.stderr)
             # Hydra turns a callback's exception into a warning; the sweep command must still exit non-zero.
             raise SystemExit(1)
 
@@ -172,6 +196,7 @@ class SweepTracking(Callback):
                 tags[identity.NOTE_TAG] = note
             multirun = sweep_dir / "multirun.yaml"
             if multirun.is_file():
+                without_secrets(multirun)
                 log_file(store, self.parent_run_id, multirun)
         finally:
             end_run(store, self.parent_run_id, status, tags)
@@ -216,6 +241,7 @@ def run_sweep_job(
     recorded (None: tracking disabled). A tracking server that is away when the job starts is waited for (up to
     tracking.offline_after_s): an outage between jobs does not fail them.
     """
+    end_with_launcher()
     sweep_dir = Path(hydra_config.sweep.dir)
     num = int(hydra_config.job.num)
     overrides = list(hydra_config.overrides.task)
@@ -228,7 +254,8 @@ def run_sweep_job(
                 SOURCE_NAME_TAG: str(ENTRY_POINT), **({TRIAL_TAG: str(trial)} if trial is not None else {})}
     opened: list[str] = []
     (sweep_dir / JOBS_FOLDER).mkdir(parents=True, exist_ok=True)
-    write_text(sweep_dir / JOBS_FOLDER / f"{num}.started", " ".join(o for o in overrides if not o.startswith("hydra.")))
+    write_text(sweep_dir / JOBS_FOLDER / f"{num}.started",
+               redacted_text(" ".join(o for o in overrides if not o.startswith("hydra."))))
     try:
         if isinstance(config, Exception):
             raise config

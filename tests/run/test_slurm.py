@@ -220,6 +220,41 @@ def test_the_report_against_the_server_reproduces_the_sweeps_table(
     assert printed_rows[1:] == [row["Experiment"]]
 
 
+@pytest.mark.slow
+def test_a_sweep_without_a_login_submits_nothing(slurm_cluster: None, team_server: TeamServer, tmp_path: Path,
+                                                  server_client: MlflowClient) -> None:
+    """The team server needs a login and none is given: one sentence and exit status 1 before anything is submitted
+    (it used to submit every job, each failing on its own, and exit 0)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_TRACKING_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "facebias.train", "-m", "trainer=smoke", *QUICK_DATA, "seed=0,1",
+         f"tracking.uri={team_server.uri}", "tracking.experiment=slurm-no-login", "hydra/launcher=slurm",
+         "hydra.sweeper.max_batch_size=null"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: the MLflow tracking server at {team_server.uri} requires a login: set MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD."]
+    assert not (tmp_path / "multirun").exists(), "nothing was submitted (submitit writes its folder first)"
+    assert server_client.get_experiment_by_name("slurm-no-login") is None
+
+
+@pytest.mark.slow
+def test_a_slurm_sweep_whose_every_job_failed_exits_1(slurm_cluster: None, tmp_path: Path) -> None:
+    """Both jobs fail (an invalid learning rate) and Slurm sees them complete; without tracking there is no parent
+    run to end FAILED, and the command still exits 1 naming them."""
+    result = subprocess.run(
+        [sys.executable, "-m", "facebias.train", "-m", "tracking=none", "schedule.stages.0.lr=-1,-2",
+         "hydra/launcher=slurm", "hydra.sweeper.max_batch_size=null"], cwd=tmp_path, capture_output=True, text=True,
+        env=os.environ.copy(), timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: all 2 job(s) of the sweep failed: job 0 (tracking=none schedule.stages.0.lr=-1): "
+        "facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)")
+    tasks = _array_tasks(_sweep_dir(tmp_path))
+    assert sorted(tasks) == [0, 1]
+    assert [_sacct(job, "State")[0][0] for _, job in sorted(tasks.items())] == ["COMPLETED", "COMPLETED"]
+
+
 def _follow(path: Path, deadline: float) -> Iterator[str]:
     """The lines of a growing file, as they are written, until `deadline` (time.monotonic)."""
     while not path.exists():

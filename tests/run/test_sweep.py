@@ -223,10 +223,21 @@ def test_a_sweep_job_with_an_invalid_config_fails_without_loading_tensorflow(tmp
     result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=-1",
                           python_options=IMPORTTIME)
     assert result.returncode == 1
-    assert (f"error: 1 job(s) of the sweep failed (the others ran): job 0 (trainer=smoke {' '.join(QUICK_DATA)} "
+    assert (f"error: all 1 job(s) of the sweep failed: job 0 (trainer=smoke {' '.join(QUICK_DATA)} "
             "schedule.stages.0.lr=-1): facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)"
             ) in result.stderr
     (parent,) = _parents(tmp_path)
     (child,) = _children(tmp_path, parent.info.run_id)
     assert (parent.info.status, child.info.status) == ("FAILED", "FAILED")
     assert not imported_packages(result.stderr) & TENSORFLOW
+
+
+def test_a_sweep_whose_every_job_failed_exits_1_also_without_tracking(tmp_path: Path) -> None:
+    """With tracking=none there is no parent run to end FAILED: the jobs' outcome files still make the command fail."""
+    result = run_facebias(tmp_path, "-m", "tracking=none", "schedule.stages.0.lr=-1,-2")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: all 2 job(s) of the sweep failed: job 0 (tracking=none schedule.stages.0.lr=-1): "
+        "facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)")
+    assert _outcomes(tmp_path) == {0: "failed", 1: "failed"}
+    assert not (tmp_path / "mlruns").exists()

@@ -407,3 +407,23 @@ def test_a_server_outage_between_the_jobs_of_a_sweep_loses_no_job(server, tmp_pa
     assert {child.info.status for child in children} == {"FINISHED"}
     assert all("test/mae" in child.data.metrics for child in children)
     _assert_nothing_running(client)
+
+
+@pytest.mark.parametrize("launcher", ["local_processes", "joblib"])
+def test_a_sweep_without_a_login_stops_before_launching_any_job(auth_server, tmp_path: Path, launcher: str) -> None:
+    """The sweep's parent is opened before any job starts: a server that needs a login ends the command with its one
+    sentence and exit status 1, with no job launched and nothing recorded (Hydra would have turned the callback's
+    error into a warning and run every job, each failing, and exited 0)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_TRACKING_")}
+    result = _command(tmp_path, "facebias.train", "-m", "seed=0,1", *SMOKE, f"tracking.uri={auth_server.uri}",
+                      "tracking.experiment=sweep-no-login", f"hydra/launcher={launcher}", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: the MLflow tracking server at {auth_server.uri} requires a login: set MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD."]
+    assert not (tmp_path / "multirun").exists(), "no job was launched (no sweep folder, no job records)"
+    admin = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": auth_server.admin_password}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in admin.items():
+            patch.setenv(key, value)
+        assert MlflowClient(auth_server.uri).get_experiment_by_name("sweep-no-login") is None, "nothing recorded"
