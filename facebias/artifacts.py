@@ -10,6 +10,7 @@ import yaml
 
 from facebias.evaluation import SplitEvaluation
 from facebias.plots import plot_group_mae, plot_learning_curves
+from facebias.redaction import redacted_config
 from facebias.training.history import CurveHistory
 
 
@@ -20,10 +21,10 @@ def write_run_artifacts(
     stage_epochs: list[int],
     evaluations: list[SplitEvaluation],
 ) -> Path:
-    """Write config.yaml, history.csv, learning_curves.png, group_mae.csv, predictions_<split>.csv and
-    group_mae_<split>.png into `folder`; returns the folder."""
+    """Write config.yaml (without credentials), history.csv, learning_curves.png, group_mae.csv,
+    predictions_<split>.csv and group_mae_<split>.png into `folder`; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    (folder / "config.yaml").write_text(yaml.safe_dump(redacted_config(resolved), sort_keys=False))
     curves = history.frame()
     curves.to_csv(folder / "history.csv", index=False)
     plot_learning_curves(curves, stage_epochs, folder / "learning_curves.png")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facebias.errors import FacebiasError
 from facebias.overrides import explain, override_value
+from facebias.redaction import redacted_text, redacting_log_records
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 USAGE_ERROR = 2
@@ -144,7 +145,9 @@ def help_text(command: Command, cfg: DictConfig) -> str:
 
 def run_command(command: Command, argv: Sequence[str] | None, action: Callable[[DictConfig], int]) -> int:
     """Compose the command's config from `argv` (default: sys.argv) and run `action` on it; `--help` prints the
-    keys. Returns the exit status: 0, 1 for a user error, 2 for a command line that cannot be read."""
+    keys. Returns the exit status: 0, 1 for a user error, 2 for a command line that cannot be read. Nothing it logs
+    or prints shows a credential (facebias.redaction)."""
+    redacting_log_records()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if any(arg in HELP_FLAGS for arg in args):
@@ -154,13 +157,13 @@ def run_command(command: Command, argv: Sequence[str] | None, action: Callable[[
         check_keys(command, overrides, compose_config(command, []))
         cfg = compose_config(command, overrides)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redacted_text(str(error))}", file=sys.stderr)
         return USAGE_ERROR
     except HydraException as error:
-        print(f"error: {explain(error)}", file=sys.stderr)
+        print(f"error: {redacted_text(explain(error))}", file=sys.stderr)
         return USAGE_ERROR
     try:
         return action(cfg)
     except FacebiasError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redacted_text(str(error))}", file=sys.stderr)
         return 1

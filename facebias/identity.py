@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from facebias.config import TrainConfig
+from facebias.redaction import redacted_config, redacted_text
 
 TAG_PREFIX = "facebias."
 """Every facebias tag starts so; `facebias.<group>` holds the option chosen for each config group."""
@@ -78,12 +79,14 @@ def run_tags(config: TrainConfig, choices: Mapping[str, str | None]) -> dict[str
 
 
 def config_fingerprint(resolved: Mapping[str, Any]) -> str:
-    """Identifies what a run computes: its whole resolved config, less `resume` (how it is run, not what)."""
-    relevant = {key: value for key, value in resolved.items() if key != "resume"}
+    """Identifies what a run computes: its whole resolved config, less `resume` (how it is run, not what), with its
+    credentials redacted (a tag must not be a hash to test guessed passwords against)."""
+    relevant = redacted_config({key: value for key, value in resolved.items() if key != "resume"})
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def sweep_key(task_overrides: list[str], experiment: str) -> str:
-    """Identifies a sweep command: the same overrides (in any order) in the same MLflow experiment."""
-    text = json.dumps({"overrides": sorted(task_overrides), "experiment": experiment})
+    """Identifies a sweep command: the same overrides (in any order, credentials redacted) in the same MLflow
+    experiment."""
+    text = json.dumps({"overrides": sorted(redacted_text(item) for item in task_overrides), "experiment": experiment})
     return hashlib.sha256(text.encode()).hexdigest()[:20]

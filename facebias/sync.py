@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from facebias.cli import Command, run_command
 from facebias.errors import ConfigError, FacebiasError
 from facebias.identity import OFFLINE_ORIGIN_TAG
+from facebias.redaction import redacted_text
 from facebias.tracking.server import short_error
 from facebias.tracking.sync import sync_offline_run
 
@@ -42,7 +43,7 @@ def sync(cfg: DictConfig) -> int:
     except FacebiasError:
         raise
     except Exception as error:
-        print(f"error: could not upload {folder}: {short_error(error)}", file=sys.stderr)
+        print(f"error: could not upload {folder}: {redacted_text(short_error(error))}", file=sys.stderr)
         return 1
     how = "created as" if result.created else "continued"
     print(f"synced {folder} to {result.tracking_uri}: {how} run {result.run_id}, status {result.status}, "

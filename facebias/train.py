@@ -24,12 +24,14 @@ from facebias.config import TrainConfig, register_configs, to_train_config, trac
 from facebias.errors import FacebiasError
 from facebias.identity import run_tags
 from facebias.overrides import explain
+from facebias.redaction import redacted_text, redacting_log_records
 from facebias.run.start import train
 from facebias.run.summary import print_summary
 from facebias.run.sweep import OBJECTIVE, run_sweep_job
 from facebias.tracking.store import tracking_store
 
 register_configs()
+redacting_log_records()  # before Hydra logs a job's overrides: every log line of the process without credentials
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -47,7 +49,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
         config: TrainConfig | FacebiasError = to_train_config(cfg)
     except FacebiasError as error:
         if not multirun:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {redacted_text(str(error))}", file=sys.stderr)
             raise SystemExit(1) from error
         config = error
     logging.captureWarnings(True)
@@ -64,7 +66,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     try:
         result = run(config)
     except FacebiasError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redacted_text(str(error))}", file=sys.stderr)
         raise SystemExit(1) from error
     print_summary(result.metrics, config.statistics.level, result.run_id, result.output_dir, result.view_hint,
                   result.model)
@@ -92,7 +94,7 @@ def cli() -> None:
     except HydraException as error:
         if users["HYDRA_FULL_ERROR"] == "1":
             raise
-        print(f"error: {explain(error)}", file=sys.stderr)
+        print(f"error: {redacted_text(explain(error))}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
     finally:
         for key, value in users.items():

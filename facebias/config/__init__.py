@@ -32,6 +32,7 @@ from facebias.options import (
     TRAINABLE_PARTS,
     describe,
 )
+from facebias.redaction import redacted
 
 SYNTHETIC_IMAGE_SIZES: tuple[int, int] = (32, 1024)
 """The smallest and largest side (pixels) of a synthetic image."""
@@ -270,7 +271,8 @@ def _validate_backbone(backbone: BackboneConfig) -> None:
 
 def _check_store_uri(key: str, uri: str | None) -> None:
     scheme = urlparse(uri or "").scheme.partition("+")[0]
-    _check(scheme in TRACKING_SCHEMES, f"{key}={uri!r} is not a store MLflow can track to; "
+    shown = None if uri is None else redacted(uri)
+    _check(scheme in TRACKING_SCHEMES, f"{key}={shown!r} is not a store MLflow can track to; "
            "accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
            "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/mlflow.db.")
 

@@ -18,6 +18,7 @@ from facebias.data.sources import load_dataset
 from facebias.identity import DATASET_DIGEST_TAG, FEATURE_CACHE_TAG, REPLICAS_TAG, run_name
 from facebias.io import write_text
 from facebias.progress import set_verbosity
+from facebias.redaction import redacted_text
 from facebias.run.mitigation import prepare_mitigations, served_inputs, write_mitigation_artifacts
 from facebias.run.plan import RunPlan
 from facebias.run.resume import restore_history, unlogged
@@ -126,8 +127,11 @@ def copy_hydra_files(output_dir: Path, folder: Path) -> None:
     """Hydra's record of the run (.hydra/: the composed config.yaml, the command line's overrides.yaml and
     hydra.yaml), copied among the artifacts; nothing when Hydra wrote none (a run started in-process)."""
     source = output_dir / ".hydra"
-    if source.is_dir():
-        shutil.copytree(source, folder, dirs_exist_ok=True)
+    if not source.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in sorted(source.glob("*.yaml")):
+        write_text(folder / file.name, redacted_text(file.read_text(encoding="utf-8")))
 
 
 def record_loop_notes(recorder: Recorder, context: LoopContext) -> None:

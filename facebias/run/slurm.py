@@ -33,7 +33,11 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         import submitit
 
         params = dict(self.params)
-        executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+        folder = str(params.pop("submitit_folder"))
+        private = Path(folder.split("%")[0])  # the pickled jobs hold the command line's values, credentials included
+        private.mkdir(parents=True, exist_ok=True)
+        private.chmod(0o700)
+        executor = submitit.AutoExecutor(cluster="slurm", folder=folder,
                                          slurm_max_num_timeout=params.pop("max_num_timeout"))
         generic = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(**{key if key in generic else f"slurm_{key}": value

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from facebias.errors import ConfigError
 from facebias.identity import sweep_key
-from facebias.tracking.redaction import redacted
+from facebias.redaction import redacted
 
 STUDY_FILE = "optuna.db"
 """The study's SQLite file, beside a local MLflow store."""

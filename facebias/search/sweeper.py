@@ -26,10 +26,10 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.errors import ConfigError, FacebiasError
+from facebias.redaction import redacted
 from facebias.run.sweep import PARENT_FILE, read_outcomes, sweep_store
 from facebias.search.space import SearchSpace, search_space, trial_overrides
 from facebias.search.study import RUN_IDS_ATTR, SEEDS_ATTR, open_study, study_name, study_storage
-from facebias.tracking.redaction import redacted
 
 log = logging.getLogger(__name__)
 

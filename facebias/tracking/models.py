@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from facebias.errors import TrackingError
+from facebias.redaction import redacted, redacted_text
 from facebias.tracking.store import client_for, with_retries
 
 MODEL_ARTIFACT = "model"
@@ -77,8 +78,9 @@ def download_model(uri: str, tracking_uri: str, folder: Path) -> Path:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
                                                         tracking_uri=tracking_uri, registry_uri=tracking_uri))
     except (MlflowException, OSError) as error:
-        raise TrackingError(f"model={uri} could not be read from {tracking_uri}: {error}; give runs:/<run id>/model "
-                            "of a finished run, models:/<name>/<version>, or a model folder.") from error
+        raise TrackingError(f"model={uri} could not be read from {redacted(tracking_uri)}: "
+                            f"{redacted_text(str(error))}; give runs:/<run id>/model of a finished run, "
+                            "models:/<name>/<version>, or a model folder.") from error
 
 
 def load_keras_model(uri: str, tracking_uri: str, folder: Path) -> tuple[Any, list[str] | None]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from facebias.errors import TrackingError
+from facebias.redaction import redacted
 from facebias.tracking.recorder import MlflowRecorder, Recorder
-from facebias.tracking.redaction import redacted
 from facebias.tracking.server import access_error, check_server, is_http
 from facebias.tracking.store import TrackingStore, client_for, connect, with_retries
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from facebias.errors import TrackingError
+from facebias.redaction import redacted, redacted_text
 from facebias.tracking.models import register_model
 from facebias.tracking.offline import RunJournal, dataset_inputs, sync_command
 from facebias.tracking.server import fail_fast_http, is_http, probe_server, short_error, unreachable_reason
@@ -60,7 +61,7 @@ class LocalRecorder:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         with (self.output_dir / "tags.json").open("a") as stream:
-            stream.write(json.dumps(dict(tags)) + "\n")
+            stream.write(json.dumps({key: redacted_text(str(value)) for key, value in tags.items()}) + "\n")
 
     def log_artifacts(self, folder: Path) -> None:
         """Nothing to copy: the artifacts already live in the output folder."""
@@ -89,6 +90,8 @@ class MlflowRecorder:
     later record, is written to `offline_dir` for `python -m facebias.sync` (without `offline_dir`: TrackingError).
     An error that is not about reaching the server (e.g. a rejected value) is raised at once. Splitting records
     into batches of allowed sizes, and truncating over-long values, is left to MlflowClient.log_batch and the store.
+    Params, tags and dataset sources are recorded, and the store named in messages, without credentials
+    (facebias.redaction); `tracking_uri` itself, with them, is only used to connect.
     """
 
     def __init__(self, client, run_id: str, tracking_uri: str, experiment_id: str, journal: RunJournal,
@@ -96,6 +99,7 @@ class MlflowRecorder:
         self.client = client
         self.run_id = run_id
         self.tracking_uri = tracking_uri
+        self.shown_uri = redacted(tracking_uri)
         self.experiment_id = experiment_id
         self.journal = journal
         self.offline_dir = offline_dir
@@ -110,6 +114,7 @@ class MlflowRecorder:
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
+        params = {key: redacted_text(str(value)) for key, value in params.items()}
         self.journal.params.update(params)
         items = [Param(k, v) for k, v in params.items()]
         if items:
@@ -129,7 +134,7 @@ class MlflowRecorder:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        items = [RunTag(k, redacted_text(str(v))) for k, v in tags.items()]
         self.journal.tags.update({tag.key: tag.value for tag in items})
         if items:
             self._queue("set tags", lambda: self.client.log_batch(self.run_id, tags=items))
@@ -147,7 +152,7 @@ class MlflowRecorder:
 
     def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None:
         """Record the dataset as an MLflow run input, once per split (context = split name)."""
-        entries = [{"name": f"{name}-{split}", "digest": digest, "source": source,
+        entries = [{"name": f"{name}-{split}", "digest": digest, "source": redacted_text(source),
                     "profile": json.dumps({"num_rows": count}), "context": split} for split, count in sizes.items()]
         self.journal.datasets.extend(entries)
         inputs = dataset_inputs(entries)
@@ -163,7 +168,7 @@ class MlflowRecorder:
             self.next_attempt = 0.0
         elif self.failing_since is not None:
             log.warning("waiting up to %.0f s for the MLflow tracking server at %s to send the run's last records",
-                        self.failing_since + self.offline_after_s - time.monotonic(), self.tracking_uri)
+                        self.failing_since + self.offline_after_s - time.monotonic(), self.shown_uri)
         try:
             self._send(wait=wait)
             if self.queue:
@@ -172,16 +177,16 @@ class MlflowRecorder:
             self._go_offline("interrupted while waiting for the server")
             raise
         if self.offline and self.offline_dir is not None:
-            log.warning("the run is saved in %s: upload it to %s with `%s`", self.offline_dir, self.tracking_uri,
+            log.warning("the run is saved in %s: upload it to %s with `%s`", self.offline_dir, self.shown_uri,
                         sync_command(self.offline_dir))
 
     def view_hint(self) -> str:
         if self.offline and self.offline_dir is not None:
-            return (f"the tracking server at {self.tracking_uri} was unreachable, so the run is saved in "
+            return (f"the tracking server at {self.shown_uri} was unreachable, so the run is saved in "
                     f"{self.offline_dir}: upload it with `{sync_command(self.offline_dir)}`")
         if self.tracking_uri.startswith("sqlite:///"):
-            return f"mlflow ui --backend-store-uri {self.tracking_uri}"
-        return f"open {self.tracking_uri} (experiment id {self.experiment_id}, run {self.run_id})"
+            return f"mlflow ui --backend-store-uri {self.shown_uri}"
+        return f"open {self.shown_uri} (experiment id {self.experiment_id}, run {self.run_id})"
 
     def delivered(self) -> bool:
         """Whether the store holds everything recorded so far (nothing queued, not offline)."""
@@ -219,8 +224,8 @@ class MlflowRecorder:
                 reason = unreachable_reason(error)
                 if reason is None:
                     self.queue.pop(0)
-                    raise TrackingError(f"MLflow could not {what} for run {self.run_id} at {self.tracking_uri}: "
-                                        f"{short_error(error)}") from error
+                    raise TrackingError(f"MLflow could not {what} for run {self.run_id} at {self.shown_uri}: "
+                                        f"{redacted_text(short_error(error))}") from error
                 self._on_outage(reason)
                 continue
             self.queue.pop(0)
@@ -239,7 +244,7 @@ class MlflowRecorder:
         if self.failing_since is None:
             self.failing_since, self.failures = now, 0
             log.warning("the MLflow tracking server at %s is unreachable (%s): keeping the run's records and "
-                        "retrying for up to %g s", self.tracking_uri, reason, self.offline_after_s)
+                        "retrying for up to %g s", self.shown_uri, reason, self.offline_after_s)
         self.failures += 1
         limit = self.failing_since + self.offline_after_s
         if now >= limit:
@@ -250,14 +255,14 @@ class MlflowRecorder:
     def _on_success(self) -> None:
         if self.failing_since is not None:
             log.warning("the MLflow tracking server at %s is back after %.0f s: sending the records kept meanwhile",
-                        self.tracking_uri, time.monotonic() - self.failing_since)
+                        self.shown_uri, time.monotonic() - self.failing_since)
         self.failing_since, self.failures, self.next_attempt = None, 0, 0.0
 
     def _go_offline(self, reason: str) -> None:
         if self.offline:
             return
         if self.offline_dir is None:
-            raise TrackingError(f"the MLflow tracking server at {self.tracking_uri} could not record run "
+            raise TrackingError(f"the MLflow tracking server at {self.shown_uri} could not record run "
                                 f"{self.run_id}: {reason}.")
         self.offline = True
         self.queue.clear()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facebias.redaction import redacted, redacted_text
 from facebias.tracking.offline import OFFLINE_FOLDER, OFFLINE_FORMAT, RunJournal
 from facebias.tracking.queries import tag_filter
 from facebias.tracking.recorder import LocalRecorder, MlflowRecorder, Recorder
@@ -71,7 +72,7 @@ def open_mlflow_run(
     """
     client, experiment = connect(store)
     tracking_uri = store.uri
-    all_tags = {**provenance_tags(), **tags}
+    all_tags = {key: redacted_text(str(value)) for key, value in {**provenance_tags(), **tags}.items()}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     try:
@@ -86,7 +87,7 @@ def open_mlflow_run(
                                "create the MLflow run")
     except Exception as error:
         raise access_error(tracking_uri, error, store.experiment) from error
-    info = {"format": OFFLINE_FORMAT, "tracking_uri": tracking_uri, "experiment_name": store.experiment,
+    info = {"format": OFFLINE_FORMAT, "tracking_uri": redacted(tracking_uri), "experiment_name": store.experiment,
             "experiment_id": experiment, "run_id": run.info.run_id, "run_name": run.info.run_name,
             "start_time": run.info.start_time, "end_time": None, "status": "RUNNING"}
     journal = RunJournal(info, tags={**all_tags, "mlflow.runName": run.info.run_name})
@@ -97,7 +98,7 @@ def open_mlflow_run(
 def _log_error_file(recorder: MlflowRecorder, output_dir: Path, error: BaseException) -> None:
     """error.txt (the traceback) among the run's artifacts, unless the disk refuses it (e.g. the disk is full)."""
     try:
-        (output_dir / "error.txt").write_text("".join(traceback.format_exception(error)))
+        (output_dir / "error.txt").write_text(redacted_text("".join(traceback.format_exception(error))))
     except OSError as failure:
         log.warning("could not write %s (%s); the run's error tag has the error", output_dir / "error.txt", failure)
         return
@@ -184,7 +185,7 @@ def open_sweep_parent(store: TrackingStore, name: str, *, where: Mapping[str, st
         ),
         "look up the sweep",
     )
-    all_tags = {**provenance_tags(), **tags, **where}
+    all_tags = {key: redacted_text(str(value)) for key, value in {**provenance_tags(), **tags, **where}.items()}
     if not found:
         run = with_retries(lambda: client.create_run(experiment_id, run_name=name, tags=all_tags),
                            "create the sweep run")
@@ -218,8 +219,9 @@ def log_file(store: TrackingStore, run_id: str, file: Path, artifact_path: str |
 
 
 def set_run_tags(client, run_id: str, tags: Mapping[str, str]) -> None:
-    """Set `tags` on run `run_id` in one batch (MLflow splits it, and truncates over-long values)."""
+    """Set `tags` on run `run_id` in one batch (MLflow splits it, and truncates over-long values), without
+    credentials."""
     from mlflow.entities import RunTag
 
-    items = [RunTag(k, str(v)) for k, v in tags.items()]
+    items = [RunTag(k, redacted_text(str(v))) for k, v in tags.items()]
     with_retries(lambda: client.log_batch(run_id, tags=items), "set tags")

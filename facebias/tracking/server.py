@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from facebias.errors import TrackingError
-from facebias.tracking.redaction import redacted
+from facebias.redaction import redacted
 
 log = logging.getLogger(__name__)
 

@@ -5,17 +5,23 @@ the same experiment with its name, start time and tags; then its params, tags, e
 and timestamp), the dataset inputs and the artifacts are logged, and the run ends with the status it ended with.
 Uploading twice is harmless: the store drops identical metric values, and a run created by an earlier upload into
 the same store is continued (synced.json remembers it).
+
+The offline folder names its store without credentials (facebias.redaction), so a store whose URI had a
+password is reached with the URI given (`tracking_uri=`), else MLFLOW_TRACKING_URI when it names the same store, else
+the recorded URI without the password (PostgreSQL then reads it from ~/.pgpass or PGPASSWORD).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from facebias.errors import TrackingError
 from facebias.io import write_json
+from facebias.redaction import MASK, redacted
 from facebias.tracking.offline import RunJournal, dataset_inputs
 from facebias.tracking.server import is_http, probe_server
 from facebias.tracking.store import default_artifact_location, open_client, with_retries
@@ -29,6 +35,7 @@ class SyncResult:
     """Where an offline run went: the store, the run id, whether the run had to be created, and what was sent."""
 
     tracking_uri: str
+    """Without credentials: as it may be shown."""
     run_id: str
     created: bool
     status: str
@@ -45,7 +52,7 @@ def _target_run(client, journal: RunJournal, folder: Path, tracking_uri: str, ex
     candidates = [journal.info.get("run_id")]
     if earlier.is_file():
         synced = json.loads(earlier.read_text())
-        if synced.get("tracking_uri") == tracking_uri:
+        if synced.get("tracking_uri") == redacted(tracking_uri):
             candidates.insert(0, synced.get("run_id"))
     for run_id in filter(None, candidates):
         try:
@@ -59,6 +66,17 @@ def _target_run(client, journal: RunJournal, folder: Path, tracking_uri: str, ex
     return run.info.run_id, True
 
 
+def store_uri(recorded: str, given: str | None = None) -> str:
+    """The URI to upload to: `given`; else MLFLOW_TRACKING_URI when it is the `recorded` store with its credentials;
+    else `recorded` with its redacted password left out (`postgresql://alice:***@h/db` → `postgresql://alice@h/db`)."""
+    if given:
+        return given
+    environment = os.environ.get("MLFLOW_TRACKING_URI")
+    if environment and redacted(environment) == recorded:
+        return environment
+    return recorded.replace(f":{MASK}@", "@", 1)
+
+
 def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: str | None = None) -> SyncResult:
     """Replay the offline run in `folder` into `tracking_uri` (default: the store the run was meant for).
 
@@ -68,10 +86,10 @@ def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: 
     from mlflow.entities import Metric, Param, RunTag
 
     journal = RunJournal.load(folder)
-    uri = tracking_uri or journal.info["tracking_uri"]
+    uri = store_uri(journal.info["tracking_uri"], tracking_uri)
     if is_http(uri) and (reason := probe_server(uri)) is not None:
-        raise TrackingError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it, or upload the run "
-                            "to another store with tracking_uri=URI.")
+        raise TrackingError(f"cannot reach the MLflow tracking server at {redacted(uri)} ({reason}): start it, or "
+                            "upload the run to another store with tracking_uri=URI.")
     experiment = journal.info["experiment_name"]
     client, experiment_id = open_client(uri, experiment, default_artifact_location(uri))
     run_id, created = _target_run(client, journal, folder, uri, experiment_id, origin_tag)
@@ -93,5 +111,6 @@ def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: 
                      "set tags")
     end_time = journal.info.get("end_time") or int(time.time() * 1000)
     with_retries(lambda: client.set_terminated(run_id, status, end_time), "end the run")
-    write_json(folder / "synced.json", {"tracking_uri": uri, "run_id": run_id, "synced_at": int(time.time() * 1000)})
-    return SyncResult(uri, run_id, created, status, len(metrics), len(files))
+    write_json(folder / "synced.json", {"tracking_uri": redacted(uri), "run_id": run_id,
+                                        "synced_at": int(time.time() * 1000)})
+    return SyncResult(redacted(uri), run_id, created, status, len(metrics), len(files))

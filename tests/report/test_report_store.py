@@ -61,7 +61,7 @@ def test_an_unreachable_server_is_one_sentence_without_its_password(tmp_path: Pa
 
 
 def test_redacted_hides_only_the_password() -> None:
-    from facebias.tracking.redaction import redacted
+    from facebias.redaction import redacted
 
     assert redacted("postgresql+psycopg2://leak:S3cret@127.0.0.1:5432/db") == "postgresql+psycopg2://leak:***@127.0.0.1:5432/db"
     assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
