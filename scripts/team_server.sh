@@ -10,6 +10,9 @@
 #   FACEBIAS_TEAM_SERVER_PORT  port (default 5000)
 #   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
 #   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)
+#   FACEBIAS_TEAM_SERVER_PG_CLUSTER  the PostgreSQL cluster (default main; another name creates that cluster on
+#                              FACEBIAS_TEAM_SERVER_PG_PORT, default 5432: e.g. a server whose database can be
+#                              restarted without touching the others)
 #   FACEBIAS_TEAM_SERVER_START_TIMEOUT_S  how long to wait for the server to answer (default 300)
 #   FACEBIAS_TEAM_SERVER_AUTH_CACHE_S  how long a server worker trusts a login it has checked (MLflow's
 #                              auth_cache_ttl_seconds; default 60, 0 checks the password hash on every request)
@@ -27,6 +30,8 @@ WORKERS=${FACEBIAS_TEAM_SERVER_WORKERS:-4}
 START_TIMEOUT_S=${FACEBIAS_TEAM_SERVER_START_TIMEOUT_S:-300}
 AUTH_CACHE_S=${FACEBIAS_TEAM_SERVER_AUTH_CACHE_S:-60}
 PG_VERSION=15
+PG_CLUSTER=${FACEBIAS_TEAM_SERVER_PG_CLUSTER:-main}
+PG_PORT=${FACEBIAS_TEAM_SERVER_PG_PORT:-5432}
 URI="http://$HOST:$PORT"
 
 die() { echo "team_server.sh: $*" >&2; exit 1; }
@@ -49,11 +54,13 @@ start_postgres() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq "postgresql-$PG_VERSION" >/dev/null
   fi
-  pg_lsclusters -h | grep -q "^$PG_VERSION main " || pg_createcluster "$PG_VERSION" main >/dev/null
-  pg_lsclusters -h | grep -q "^$PG_VERSION main .* online" || pg_ctlcluster "$PG_VERSION" main start
+  pg_lsclusters -h | grep -q "^$PG_VERSION $PG_CLUSTER " \
+    || pg_createcluster --port "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" >/dev/null
+  PG_PORT=$(pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1 == v && $2 == c { print $3 }')
+  pg_lsclusters -h | grep -q "^$PG_VERSION $PG_CLUSTER .* online" || pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
   local password
   password=$(secret "$STATE/db_password")
-  runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<SQL
+  runuser -u postgres -- psql -p "$PG_PORT" -q -v ON_ERROR_STOP=1 <<SQL
 SELECT 'CREATE ROLE "$DB" LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB')\gexec
 ALTER ROLE "$DB" PASSWORD '$password';
 SELECT 'CREATE DATABASE "$DB" OWNER "$DB"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB')\gexec
@@ -73,7 +80,7 @@ start() {
   else
     rm -f "$STATE/server.pid"
     # The password reaches libpq through PGPASSWORD, not the command line (which every local user can read).
-    local store="postgresql+psycopg2://$DB@127.0.0.1:5432"
+    local store="postgresql+psycopg2://$DB@127.0.0.1:$PG_PORT"
     (umask 077 && cat >"$STATE/basic_auth.ini" <<INI
 [mlflow]
 default_permission = READ
@@ -98,7 +105,7 @@ INI
     done
     healthy || { stop_server; die "the server did not answer at $URI within $START_TIMEOUT_S s: see $STATE/server.log"; }
   fi
-  say "MLflow tracking server on PostgreSQL $PG_VERSION (database $DB), artifacts in $STATE/artifacts"
+  say "MLflow tracking server on PostgreSQL $PG_VERSION (cluster $PG_CLUSTER, database $DB), artifacts in $STATE/artifacts"
   say "log in as: export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=\$(cat $STATE/admin_password)"
   echo "$URI"
 }
@@ -117,8 +124,8 @@ stop_server() {  # end the server's process group (the server and its workers)
 stop() {
   [ "$(id -u)" -eq 0 ] || die "run it as root"
   stop_server
-  if [ "${1:-}" != "--keep-database" ] && pg_lsclusters -h 2>/dev/null | grep -q "^$PG_VERSION main .* online"; then
-    pg_ctlcluster "$PG_VERSION" main stop
+  if [ "${1:-}" != "--keep-database" ] && pg_lsclusters -h 2>/dev/null | grep -q "^$PG_VERSION $PG_CLUSTER .* online"; then
+    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop
   fi
   say "stopped"
 }

@@ -25,6 +25,10 @@ HTTP_SCHEMES: tuple[str, ...] = ("http://", "https://")
 PROBE_TIMEOUT_S = 5.0
 UNREACHABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 """HTTP statuses that mean "the server is not there right now" (a proxy or gateway answering for it)."""
+UNAVAILABLE_REASON = "HTTP 503: the server or its database is unavailable"
+"""What MLflow's server answers while its database cannot be reached (a restarted or stopped PostgreSQL)."""
+RETRIED_503 = "too many 503 error responses"
+"""How MLflow's HTTP client (urllib3) words a 503 it was told not to retry."""
 FAIL_FAST_HTTP: dict[str, str] = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 """MLflow's HTTP client retries a dead server for minutes; the recorder retries by itself, so it fails fast."""
 
@@ -101,6 +105,8 @@ def unreachable_reason(error: BaseException) -> str | None:
     import requests
 
     causes = list(_causes(error))
+    if _http_status(error) == 503 or any(RETRIED_503 in str(cause) for cause in causes):
+        return UNAVAILABLE_REASON
     for kind, reason in ((ConnectionRefusedError, "connection refused"), (socket.gaierror, "unknown host"),
                          ((TimeoutError, requests.Timeout), "no answer in time"),
                          ((ConnectionError, requests.ConnectionError, requests.exceptions.RetryError),
