@@ -57,6 +57,22 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 """MLflow's tag that nests a child run (a sweep's job) under its parent."""
 NOTE_TAG = "mlflow.note.content"
 """MLflow's run description, shown in its UI: a run's config `description`; a sweep parent's results table."""
+PYTHON_VERSION_TAG = "facebias.version.python"
+"""The version of Python the run computed with (facebias.environment, as the next five)."""
+TENSORFLOW_VERSION_TAG = "facebias.version.tensorflow"
+"""The version of TensorFlow."""
+KERAS_VERSION_TAG = "facebias.version.keras"
+"""The version of Keras."""
+NUMPY_VERSION_TAG = "facebias.version.numpy"
+"""The version of numpy."""
+MLFLOW_VERSION_TAG = "facebias.version.mlflow"
+"""The version of MLflow."""
+CPU_THREADS_TAG = "facebias.cpu_threads"
+"""How many threads TensorFlow ran each CPU operation on: a different count changes the numbers in the last bits."""
+ENVIRONMENT_TAGS: tuple[str, ...] = (PYTHON_VERSION_TAG, TENSORFLOW_VERSION_TAG, KERAS_VERSION_TAG, NUMPY_VERSION_TAG,
+                                     MLFLOW_VERSION_TAG, CPU_THREADS_TAG)
+"""What a run computed with besides its config: runs that differ in one of these are not expected to give the same
+numbers with the same config and seed."""
 
 
 def choice_tag(group: str) -> str:
@@ -70,8 +86,10 @@ def run_name(config: TrainConfig) -> str:
 
 
 def run_tags(config: TrainConfig, choices: Mapping[str, str | None]) -> dict[str, str]:
-    """One tag per config-group choice (hydra.runtime.choices), plus the seed and the description."""
-    tags = {choice_tag(group): str(option) for group, option in choices.items() if not group.startswith("hydra")}
+    """One tag per config-group choice (hydra.runtime.choices; none for a group left unchosen, such as `experiment`
+    in a run without `experiment=`), plus the seed and the description."""
+    tags = {choice_tag(group): str(option) for group, option in choices.items()
+            if not group.startswith("hydra") and option is not None}
     tags[SEED_TAG] = str(config.seed)
     if config.description:
         tags[NOTE_TAG] = config.description

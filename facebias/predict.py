@@ -22,7 +22,7 @@ from facebias.data.inputs import LABEL_COLUMNS, default_attributes, read_attribu
 from facebias.errors import ConfigError
 from facebias.io import write_text
 from facebias.metrics import BIAS_ATTRIBUTES, bias_scores, mean_absolute_error
-from facebias.startup import keras_without_sklearn
+from facebias.startup import loading_tensorflow
 from facebias.tracking.store import tracking_store
 
 PREDICT = Command(
@@ -49,7 +49,7 @@ def default_output(images: Path) -> Path:
 
 def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     """Predict, write the CSV; returns its path and, with attributes, the MAE and bias scores."""
-    with keras_without_sklearn():
+    with loading_tensorflow():
         from facebias.models.calibration import GROUP_INPUT
         from facebias.runtime import predict_years
         from facebias.tracking.models import load_keras_model

@@ -173,7 +173,7 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     # the README's quickstart is included on the home page, and the API page is rendered from the docstrings
     home = html.unescape(re.sub(r"<[^>]+>", "", (site / "index.html").read_text(encoding="utf-8")))
-    assert "pip install -e . && python -m facebias.train" in home
+    assert "pip install -c constraints.txt -e . && python -m facebias.train" in home
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     assert 'id="facebias.metrics.bias_scores"' in api
     assert "MAE and the four bias scores" in api

@@ -16,7 +16,7 @@ from facebias.cli import Command, run_command
 from facebias.config import tracking_config
 from facebias.errors import ConfigError, StorageError
 from facebias.report.build import build_report, load_sweep
-from facebias.report.render import format_markdown
+from facebias.report.render import environment_warning, format_markdown
 from facebias.report.table import SPLITS
 from facebias.tracking.store import TrackingStore, tracking_store
 
@@ -66,6 +66,9 @@ def report(cfg: DictConfig) -> int:
         raise StorageError(f"could not write the report into {folder}: {error.strerror or error}.") from error
     print(format_markdown(table))
     print()
+    warning = environment_warning(table)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {', '.join(path.name for path in paths)} to {folder}")
     if cfg.log:
         print(f"logged them to run {parent.info.run_id} under artifact path report/")

@@ -72,11 +72,24 @@ def shading(table: pd.DataFrame, column: str) -> tuple[set[int], set[int]]:
     return best, worst - best
 
 
+def environment_warning(table: pd.DataFrame) -> str | None:
+    """The warning when the table's runs computed with different software or CPU threads (None when they agree)."""
+    differences = table.attrs.get("environment_differences") or []
+    if not differences:
+        return None
+    return (f"the runs differ in what they computed with ({'; '.join(differences)}): the same config and seed need "
+            "not give the same numbers there, so part of a difference between experiments can be the environment's; "
+            "compare runs made with the same versions and CPU threads.")
+
+
 def notes(table: pd.DataFrame) -> list[str]:
-    """What the reader must know to read the numbers: split, units, the interval shown, the best set's family."""
+    """What the reader must know to read the numbers: the environment warning, split, units, the interval shown,
+    the best set's family."""
     split = table.attrs.get("split", "test")
     interval = table.attrs.get("interval", "images")
-    lines = [f"Metrics on the {split} split, in years; n is the number of FINISHED runs (seeds) per experiment."]
+    warning = environment_warning(table)
+    lines = [f"Warning: {warning}"] if warning else []
+    lines.append(f"Metrics on the {split} split, in years; n is the number of FINISHED runs (seeds) per experiment.")
     if interval == "two-level":
         lines.append(f"A cell is the mean over seeds and its 95 % interval [low, high] from a {TWO_LEVEL} (both "
                      "sources of noise: training randomness and which images were tested).")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from facebias.config import stage_key
 from facebias.errors import ReportError
+from facebias.identity import ENVIRONMENT_TAGS
 from facebias.metrics.uncertainty import percentile_interval
 from facebias.options import BACKBONES, HEADS, Registry
 from facebias.report.replicates import experiment_replicates, same_images
@@ -45,6 +47,8 @@ TEXT_COLUMNS: tuple[str, ...] = ("Experiment", "Backbone", "Head", "Stages", "Le
 SPLITS: tuple[str, ...] = ("test", "val")
 DATA_TAGS: tuple[str, ...] = ("facebias.dataset_digest", "facebias.data")
 MISSING_TAG_VALUES = {"", "none", "null", "nan"}
+NOT_RECORDED = "not recorded"
+"""An environment tag's value on a run that has none (made by an older facebias) while other runs have one."""
 MAX_LISTED = 10
 """Runs named at most in an error message."""
 
@@ -172,6 +176,21 @@ def check_same_data(finished: pd.DataFrame, parent_run_id: str | None = None) ->
         )
 
 
+def environment_differences(finished: pd.DataFrame) -> list[str]:
+    """One entry per environment tag (`facebias.identity.ENVIRONMENT_TAGS`: the versions of Python, TensorFlow,
+    Keras, numpy and MLflow, the CPU threads) in which the runs differ, e.g. `facebias.version.tensorflow 2.20.0
+    (1 run), 2.21.0 (5 runs)`; a run without the tag counts as `NOT_RECORDED` when another run has it."""
+    differences = []
+    for tag in ENVIRONMENT_TAGS:
+        counts = Counter(str(value).strip() if _present(value) else NOT_RECORDED
+                         for value in _column(finished, f"tags.{tag}"))
+        if len(counts) > 1:
+            listed = ", ".join(f"{value} ({count} run{'s' if count > 1 else ''})"
+                               for value, count in sorted(counts.items(), key=lambda item: natural_key(item[0])))
+            differences.append(f"{tag} {listed}")
+    return differences
+
+
 def _experiment_row(name: str, runs: pd.DataFrame, split: str) -> dict[str, object]:
     """One row: the description of the experiment, then per metric its mean, std, interval over seeds (n ≥ 2) or
     the run's own interval over images (n = 1), and n; the two-level interval replaces it when it applies."""
@@ -253,7 +272,8 @@ def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: st
     `<Metric> best` (in the column's best set), per bias `<Bias> null` (mean of the runs' noise floors) and
     `<Bias> p` (median of their permutation p-values), then n. `predictions` (run id → its predictions_<split>.csv
     frame, for every run) enables the two-level bootstrap. `attrs`: the split, the interval shown ("two-level",
-    "seeds", "images" or "mixed") and `no_best_set` (why no best set is marked; None when it is).
+    "seeds", "images" or "mixed"), `no_best_set` (why no best set is marked; None when it is) and
+    `environment_differences` (`environment_differences` of the FINISHED runs; empty when they agree).
     `parent_run_id` only makes the error messages name the sweep.
     """
     if split not in SPLITS:
@@ -271,6 +291,7 @@ def results_table(children: pd.DataFrame, split: str = "test", parent_run_id: st
                *(c for metric in BIAS_COLUMNS for c in (f"{metric} null", f"{metric} p")), "n"]
     table = pd.DataFrame(rows, columns=columns)
     table.attrs["split"] = split
+    table.attrs["environment_differences"] = environment_differences(finished)
     table.attrs["no_best_set"] = _mark_best(table, finished, experiments, predictions)
     counts = table["n"].astype(int)
     table.attrs["interval"] = ("two-level" if table.attrs["no_best_set"] is None else "seeds" if (counts > 1).all()

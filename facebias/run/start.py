@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebias.config import TrainConfig
+from facebias.environment import environment_tags
 from facebias.identity import FINGERPRINT_TAG, OUTPUT_DIR_TAG, PROCESS_TAG, config_fingerprint, run_tags
 from facebias.liveness import lock_run
 from facebias.run.plan import RunPlan
 from facebias.run.resume import find_resume_target
-from facebias.startup import keras_without_sklearn
+from facebias.startup import loading_tensorflow
 from facebias.tracking.store import TrackingStore, connect
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ def train(
         print(f"resuming run {target.run_id} from its checkpoint in {output_dir} (stage "
               f"{target.checkpoint.stage}, {target.checkpoint.epoch} epoch(s) done in it)")
     with target.lock if target is not None else lock_run(output_dir) as lock:
-        tags = {**run_tags(config, choices), FINGERPRINT_TAG: fingerprint, OUTPUT_DIR_TAG: str(output_dir.resolve()),
-                PROCESS_TAG: lock.holder.describe(), **(extra_tags or {})}
-        with keras_without_sklearn():
+        tags = {**run_tags(config, choices), **environment_tags(), FINGERPRINT_TAG: fingerprint,
+                OUTPUT_DIR_TAG: str(output_dir.resolve()), PROCESS_TAG: lock.holder.describe(), **(extra_tags or {})}
+        with loading_tensorflow():
             from facebias.run.recipe import run_locked
         return run_locked(RunPlan(config, resolved, output_dir, store, tags, parent_run_id, on_run_open, target))

@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 
 from facebias.errors import FacebiasError, ReportError
 from facebias.report.build import write_report
-from facebias.report.render import format_html, format_markdown
+from facebias.report.render import format_html, format_markdown, notes
 from facebias.report.table import METRICS, natural_key, results_table
 
 SCHEDULES = {"one_stage": ["1e-05"], "two_stage": ["0.0001", "1e-05"], "three_stage": ["0.0001", "1e-05", "1e-05"]}
@@ -32,8 +32,9 @@ def make_run(
     seed: int = 0,
     digest: str = "d1",
     split: str = "test",
+    tags: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """One row the way mlflow.search_runs spells it."""
+    """One row the way mlflow.search_runs spells it (`tags`: more tags, without `tags.`)."""
     row: dict[str, object] = {
         "run_id": run_id,
         "status": status,
@@ -49,6 +50,7 @@ def make_run(
         "params.schedule.name": schedule,
         "params.seed": str(seed),
     }
+    row.update({f"tags.{name}": value for name, value in (tags or {}).items()})
     for position, lr in enumerate(SCHEDULES[schedule]):
         row[f"params.schedule.stages.{position}.lr"] = lr
     for name, value in (metrics or {}).items():
@@ -200,6 +202,42 @@ def test_mixed_datasets_are_refused() -> None:
         results_table(pd.DataFrame(rows), parent_run_id="p1")
 
 
+SAME_ENVIRONMENT = {"facebias.version.python": "3.11.7", "facebias.version.tensorflow": "2.21.0",
+                    "facebias.version.keras": "3.15.1", "facebias.version.numpy": "2.4.6",
+                    "facebias.version.mlflow": "3.17.2", "facebias.cpu_threads": "2"}
+
+
+def test_runs_that_computed_with_other_versions_or_threads_are_warned_about() -> None:
+    older = {**SAME_ENVIRONMENT, "facebias.version.tensorflow": "2.20.0", "facebias.cpu_threads": "16"}
+    rows = [make_run("a0", "exp1", seeded_metrics(9.0, 0), tags=SAME_ENVIRONMENT),
+            make_run("a1", "exp1", seeded_metrics(9.0, 1), seed=1, tags=SAME_ENVIRONMENT),
+            make_run("b0", "exp2", seeded_metrics(9.0, 0), tags=older),
+            make_run("c0", "exp3", seeded_metrics(9.0, 0)),  # made before runs recorded their environment
+            make_run("f0", "exp3", {"mae": 1.0}, status="FAILED", seed=1,
+                     tags={**SAME_ENVIRONMENT, "facebias.version.numpy": "1.26.4"})]  # not in the table
+    table = results_table(pd.DataFrame(rows))
+    differences = [
+        "facebias.version.python 3.11.7 (3 runs), not recorded (1 run)",
+        "facebias.version.tensorflow 2.20.0 (1 run), 2.21.0 (2 runs), not recorded (1 run)",
+        "facebias.version.keras 3.15.1 (3 runs), not recorded (1 run)",
+        "facebias.version.numpy 2.4.6 (3 runs), not recorded (1 run)",
+        "facebias.version.mlflow 3.17.2 (3 runs), not recorded (1 run)",
+        "facebias.cpu_threads 2 (2 runs), 16 (1 run), not recorded (1 run)"]
+    assert table.attrs["environment_differences"] == differences
+    assert notes(table)[0] == (
+        f"Warning: the runs differ in what they computed with ({'; '.join(differences)}): the same config and "
+        "seed need not give the same numbers there, so part of a difference between experiments can be the "
+        "environment's; compare runs made with the same versions and CPU threads.")
+
+
+def test_runs_of_one_environment_or_of_none_recorded_get_no_warning() -> None:
+    for tags in (SAME_ENVIRONMENT, None):
+        rows = [make_run(f"a{seed}", "exp1", seeded_metrics(9.0, seed), seed=seed, tags=tags) for seed in range(2)]
+        table = results_table(pd.DataFrame(rows))
+        assert table.attrs["environment_differences"] == []
+        assert not any(note.startswith("Warning") for note in notes(table))
+
+
 def test_val_split_reads_val_metrics() -> None:
     rows = [make_run("v", "exp1", seeded_metrics(5.0, 0), split="val")]
     assert results_table(pd.DataFrame(rows), split="val")["MAE"].tolist() == [5.0]
@@ -208,8 +246,10 @@ def test_val_split_reads_val_metrics() -> None:
 # --------------------------------------------------------------------------------------- CLI on a real SQLite store
 
 
-def make_store(tmp_path: Path, with_sweep: bool = True) -> tuple[str, str | None]:
-    """A SQLite MLflow store with experiment 'facebias' and (optionally) a finished 2-experiment × 2-seed sweep."""
+def make_store(tmp_path: Path, with_sweep: bool = True,
+               environments: tuple[dict[str, str], ...] = ({}, {})) -> tuple[str, str | None]:
+    """A SQLite MLflow store with experiment 'facebias' and (optionally) a finished 2-experiment × 2-seed sweep, the
+    runs of seed s with the tags `environments[s]`."""
     from mlflow.tracking import MlflowClient
 
     uri = "sqlite:///" + str(tmp_path / "mlflow.db")
@@ -222,7 +262,8 @@ def make_store(tmp_path: Path, with_sweep: bool = True) -> tuple[str, str | None
     for experiment, schedule, base in (("exp7_resnet50_mlp_three_stage", "three_stage", 9.0),
                                        ("exp5_resnet50_mlp_two_stage", "two_stage", 9.5)):
         for seed in range(2):
-            row = make_run("", experiment, seeded_metrics(base, seed), schedule=schedule, seed=seed)
+            row = make_run("", experiment, seeded_metrics(base, seed), schedule=schedule, seed=seed,
+                           tags=environments[seed])
             tags = {key.removeprefix("tags."): str(value) for key, value in row.items() if key.startswith("tags.")}
             tags["mlflow.parentRunId"] = parent_id
             run = client.create_run(experiment_id, run_name=tags.pop("mlflow.runName"), tags=tags)
@@ -254,11 +295,14 @@ def cli_env() -> dict[str, str]:
 def test_cli_reports_a_sweep_and_logs_it_to_the_parent(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    uri, parent_id = make_store(tmp_path)
+    uri, parent_id = make_store(tmp_path, environments=(SAME_ENVIRONMENT,
+                                                        {**SAME_ENVIRONMENT, "facebias.cpu_threads": "16"}))
     out = tmp_path / "report-out"
     result = run_cli(tmp_path, "--tracking-uri", uri, "--out", str(out))
 
     assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "warning: the runs differ in what they computed with (facebias.cpu_threads 2 (2 runs), 16 (2 runs)): ")
     lines = result.stdout.splitlines()
     assert cells(lines[0])[0] == "Experiment"
     assert cells(lines[2])[:5] == ["exp5_resnet50_mlp_two_stage", "ResNet50", "MLP", "2", "1e-4, 1e-5"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import IMPORTTIME, imported_packages, loaded_sklearn, run_facebias, store_runs
+
+from facebias.startup import NATIVE_LOG_LINE
 
 SMALL_DATA = ["data.n_train=240", "data.n_valid=96", "data.n_test=96"]
 
@@ -35,6 +39,12 @@ def test_a_run_imports_keras_without_scikit_learn(three_stage_run) -> None:
     assert not loaded_sklearn(result.stderr)
 
 
+def test_a_run_writes_no_native_tensorflow_log_line(three_stage_run) -> None:
+    _, result = three_stage_run
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert [line for line in lines if NATIVE_LOG_LINE.match(line) or "cuInit" in line or ".cc:" in line] == []
+
+
 def test_run_records_params_tags_and_status(three_stage_run) -> None:
     cwd, result = three_stage_run
     _client, runs = store_runs(cwd)
@@ -53,6 +63,13 @@ def test_run_records_params_tags_and_status(three_stage_run) -> None:
                           ("weighting", "group"), ("data", "synthetic"), ("trainer", "smoke")]:
         assert tags[f"facebias.{group}"] == option
     assert "mlflow.parentRunId" not in tags, "a single run has no parent"
+    assert "facebias.experiment" not in tags, "no experiment= was given"
+    assert {key: value for key, value in tags.items() if key.startswith("facebias.version.")} == {
+        f"facebias.version.{package}": version
+        for package, version in [("python", platform.python_version()),
+                                 *((name, importlib.metadata.version(name)) for name in ("tensorflow", "keras",
+                                                                                         "numpy", "mlflow"))]}
+    assert tags["facebias.cpu_threads"] == "1", "TF_NUM_INTRAOP_THREADS=1 in the tests (conftest.py)"
     assert run.info.run_id in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
 
