@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
+from team_server import TeamServer, cannot_run_daemons, start_team_server
 
 from facebias.config import register_configs
 
@@ -60,14 +61,20 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min((os.cpu_count() or 1) + 1, MAX_WORKERS)
 
 
+SHARED_SERVICES = {"quick_grid_store": "quick_grid", "team_server": "team_server"}
+"""Session fixtures that are costly to start → their xdist group: the tests that use one are kept on one worker,
+which starts it once."""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the tests for pytest-xdist (`--dist loadgroup`, set in pyproject.toml): every test that reads the quick
-    grid runs on the one worker that ran it, the tests of a module on one worker (so that its module fixtures start
-    once), and the groups holding the most slow tests start first, so that no long one is left for the end.
+    grid runs on the one worker that ran it, every test of the team server on the one worker that started it, the
+    tests of a module on one worker (so that its module fixtures start once), and the groups holding the most slow
+    tests start first, so that no long one is left for the end.
     First among the hooks: xdist reads the groups in its own hook."""
-    groups = {item: "quick_grid" if "quick_grid_store" in item.fixturenames else item.nodeid.split("::")[0]
-              for item in items}
+    groups = {item: next((group for fixture, group in SHARED_SERVICES.items() if fixture in item.fixturenames),
+                         item.nodeid.split("::")[0]) for item in items}
     slow = {group: 0 for group in groups.values()}
     first = {}
     for position, item in enumerate(items):
@@ -165,3 +172,14 @@ def kill_at(command: list[str], cwd: Path, marker: Callable[[str], bool], count:
     finally:
         process.kill()
         process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
+    """scripts/team_server.sh on a free port, with its own state folder and PostgreSQL database (tests/team_server.py);
+    skipped on a machine that cannot run PostgreSQL (not root, or not Debian)."""
+    reason = cannot_run_daemons()
+    if reason:
+        pytest.skip(reason)
+    with start_team_server(tmp_path_factory.mktemp("team-server")) as server:
+        yield server

@@ -11,30 +11,24 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import QUICK_DATA, REPO_ROOT
+from conftest import QUICK_DATA
 from mlflow.tracking import MlflowClient
-from mlflow_server import free_port
 from scipy import stats
+from team_server import TeamServer, cannot_run_daemons, run_script
 
-SCRIPTS = REPO_ROOT / "scripts"
 TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias")
 GRID_PARALLELISM = 2
 GRID_SEEDS = range(3)
 """More jobs than run at once, so that the array's limit shows; small_cnn keeps each job to seconds."""
-SERVER_WORKERS = 2
-"""Worker processes of the test's tracking server: fewer start faster on a busy 2-core machine."""
 EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
 """Keras' line at the end of an epoch (verbose=2)."""
 PREEMPT_RUN = ["trainer=smoke", *QUICK_DATA, "schedule=three_stage", "schedule.stages.0.max_epochs=2",
@@ -44,67 +38,13 @@ STAGE1_EPOCHS = 2
 arrive in it on a busy machine."""
 
 
-def _cannot_run_daemons() -> str | None:
-    if os.geteuid() != 0:
-        return "starting Slurm and PostgreSQL needs root (scripts/local_slurm.sh, scripts/team_server.sh)"
-    if shutil.which("apt-get") is None or shutil.which("runuser") is None:
-        return "scripts/local_slurm.sh and scripts/team_server.sh need a Debian machine (apt-get, runuser)"
-    return None
-
-
-def _script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run scripts/NAME ARGS; its output, or the test fails with it."""
-    result = subprocess.run(["bash", str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=900,
-                            env=env)
-    if result.returncode != 0:
-        pytest.fail(f"scripts/{name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster() -> None:
     """The one-node Slurm cluster of scripts/local_slurm.sh, started if it does not run (and left running)."""
-    reason = _cannot_run_daemons()
+    reason = cannot_run_daemons()
     if reason:
         pytest.skip(reason)
-    _script("local_slurm.sh", "start")
-
-
-@dataclass(frozen=True)
-class TeamServer:
-    uri: str
-    password: str
-    database: str
-
-    def env(self) -> dict[str, str]:
-        return {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_TRACKING_USERNAME": "admin",
-                "MLFLOW_TRACKING_PASSWORD": self.password}
-
-    def sql(self, query: str) -> list[str]:
-        """Rows of `query` run on the server's PostgreSQL database, as psql prints them unaligned."""
-        result = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-d", self.database, "-Atc", query],
-                                capture_output=True, text=True, check=True, timeout=60)
-        return result.stdout.splitlines()
-
-
-@pytest.fixture(scope="session")
-def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
-    """scripts/team_server.sh on a free port, with its own state folder and PostgreSQL database (dropped after)."""
-    reason = _cannot_run_daemons()
-    if reason:
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("team-server")
-    database = f"facebias_test_{secrets.token_hex(4)}"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "FACEBIAS_TEAM_SERVER_DIR": str(root), "FACEBIAS_TEAM_SERVER_PORT": str(free_port()),
-           "FACEBIAS_TEAM_SERVER_DB": database, "FACEBIAS_TEAM_SERVER_WORKERS": str(SERVER_WORKERS)}
-    uri = _script("team_server.sh", "start", env=env).strip().splitlines()[-1]
-    try:
-        yield TeamServer(uri, (root / "admin_password").read_text().strip(), database)
-    finally:
-        _script("team_server.sh", "stop", "--keep-database", env=env)
-        for name in (database, f"{database}_auth"):
-            subprocess.run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", "--force", name], timeout=60)
+    run_script("local_slurm.sh", "start")
 
 
 def _sweep_dir(cwd: Path) -> Path:
