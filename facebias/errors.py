@@ -9,6 +9,10 @@ class ConfigError(FacebiasError, ValueError):
     """A configuration value is invalid."""
 
 
+class UnknownKeyError(ConfigError):
+    """The command line added a key the schema does not know (`+foo=1`): a usage error, as a misspelt key is."""
+
+
 class DataError(FacebiasError):
     """A data source is missing, malformed or inconsistent."""
 

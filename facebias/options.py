@@ -76,15 +76,27 @@ class DataSource(Option):
     """A data source: `loader` ("module:function") turns a `data` config into a Dataset.
 
     A `prepared` source is validated once and then read from its prepared cache (facebias.data.prepared).
+    `checker` ("module:function", optional) checks the source's folder without reading it, before a run opens its
+    tracking store.
     """
 
     loader: str
     prepared: bool = False
+    checker: str = ""
 
     def load_function(self) -> Callable[[Any], Any]:
         """The loader function (its module is imported now)."""
-        module, _, function = self.loader.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _function(self.loader)
+
+    def check_function(self) -> Callable[[Any], None] | None:
+        """The folder check (its module is imported now), or None for a source without a folder."""
+        return _function(self.checker) if self.checker else None
+
+
+def _function(name: str) -> Callable[..., Any]:
+    """The function "module:function" names (its module is imported now)."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 OptionT = TypeVar("OptionT", bound=Option)
@@ -138,9 +150,11 @@ DATA_SOURCES: Registry[DataSource] = Registry("data.name", [
     DataSource("synthetic", "Synthetic", "the embedded synthetic dataset (no download, CPU only)",
                "facebias.data.synthetic:from_config"),
     DataSource("appa_real", "APPA-REAL", "the official APPA-REAL release folder and attribute CSVs (data.root=...)",
-               "facebias.data.appa_real:load_appa_real", prepared=True),
+               "facebias.data.appa_real:load_appa_real", prepared=True,
+               checker="facebias.data.appa_real:check_folders"),
     DataSource("kit_arrays", "Starting kit", "the course starting kit's .npy arrays (data.root=...)",
-               "facebias.data.kit_arrays:load_kit_arrays", prepared=True),
+               "facebias.data.kit_arrays:load_kit_arrays", prepared=True,
+               checker="facebias.data.kit_arrays:check_folder"),
 ], group="data")
 
 BACKBONES: Registry[BackboneOption] = Registry("backbone.name", [

@@ -1,7 +1,8 @@
 """Hydra's composition errors (a bad command-line override) as one sentence naming the override and what exists.
 
-Hydra reports an unknown option, an unknown key or a value of the wrong type in several lines with its search path;
-`explain` turns each into `backbone=nope: no such option; available: …` or `seed=abc: not a whole number.`
+Hydra reports an unknown option, an unknown key, an item past a list's end (`schedule.stages.5.lr=1`) or a value of
+the wrong type in several lines with its search path; `explain` turns each into `backbone=nope: no such option;
+available: …` or `seed=abc: not a whole number.`
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from dataclasses import fields, is_dataclass
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 SCHEMA_SUFFIX = "_schema"
@@ -64,13 +66,35 @@ def _known_keys(node_type: object) -> str:
     return ", ".join(item.name for item in fields(node_type)) if is_dataclass(node_type) else "see --cfg job"
 
 
+def _missing_item(override: str, cause: OmegaConfBaseException) -> str | None:
+    """The sentence for an override of a list item past the list's end (`schedule.stages.5.lr=1`), else None."""
+    items, index = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    item = _user_key(getattr(cause, "full_key", ""))
+    overridden = override.partition("=")[0].lstrip("+~")
+    if not isinstance(items, ListConfig) or not isinstance(index, int) or index < len(items) or \
+            not f"{overridden}.".startswith(f"{item}."):
+        return None  # not an item the override names (e.g. one of a list it gives whole)
+    key = item.rpartition(".")[0]
+    if key == "schedule.stages":
+        schedule = items._get_parent()
+        name = schedule.get("name") if isinstance(schedule, DictConfig) else None
+        count = len(items)
+        stages = {0: "no stages", 1: "1 stage (schedule.stages.0)"}.get(
+            count, f"{count} stages (schedule.stages.0 to schedule.stages.{count - 1})")
+        return (f"{override}: no such stage; schedule {name!r} has {stages}: choose a schedule with more stages "
+                "(schedule=…, listed by --help) or give every stage with schedule.stages=[…].")
+    return f"{override}: no such item; {key} has {len(items)} (numbered from 0)."
+
+
 def _bad_value(override: str, cause: OmegaConfBaseException) -> str:
     message = _first_line(getattr(cause, "msg", None) or str(cause))
+    missing = _missing_item(override, cause)
+    if missing is not None:
+        return missing
     if isinstance(cause, ConfigKeyError) or message.startswith("Key '"):
         key = _user_key(getattr(cause, "full_key", override))
         section = key.rpartition(".")[0] or "the config"
-        return (f"{override}: no such key; {section} has: {_known_keys(getattr(cause, 'object_type', None))} "
-                f"(+{key}=… adds a key).")
+        return f"{override}: no such key; {section} has: {_known_keys(getattr(cause, 'object_type', None))}."
     if isinstance(cause, ValidationError):
         for words, meaning in EXPECTED_TYPES.items():
             if words in message:

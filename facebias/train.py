@@ -21,13 +21,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from facebias.config import TrainConfig, register_configs, to_train_config, tracking_config
-from facebias.errors import FacebiasError
+from facebias.errors import FacebiasError, UnknownKeyError
 from facebias.identity import run_tags
 from facebias.overrides import explain
 from facebias.redaction import redacted_text, redacting_log_records
 from facebias.run.start import train
 from facebias.run.summary import print_summary
-from facebias.run.sweep import OBJECTIVE, run_sweep_job
+from facebias.run.sweep import OBJECTIVE, fail_open_sweep, run_sweep_job
 from facebias.tracking.store import tracking_store
 
 register_configs()
@@ -39,18 +39,22 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     """Hydra task: validate the config, train, print the summary; returns the validation MAE (for sweepers; a
     two-objective search gets the MAE and the mean bias).
 
-    The config is validated, the tracking store reached and the run to resume found before TensorFlow is imported
-    (facebias.run.start); a sweep job that is skipped (already FINISHED) or whose config is invalid never imports
-    it.
+    The config is validated and the data source's folder checked before the tracking store is created or opened;
+    the store is reached and the run to resume found before TensorFlow is imported (facebias.run.start); a sweep
+    job that is skipped (already FINISHED) or whose config is invalid never imports it.
     """
+    from facebias.data.sources import check_source  # here, not at the top: it loads pandas, which --help needs not
+
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
     try:
-        config: TrainConfig | FacebiasError = to_train_config(cfg)
+        valid = to_train_config(cfg)
+        check_source(valid.data)
+        config: TrainConfig | FacebiasError = valid
     except FacebiasError as error:
         if not multirun:
             print(f"error: {redacted_text(str(error))}", file=sys.stderr)
-            raise SystemExit(1) from error
+            raise SystemExit(USAGE_ERROR if isinstance(error, UnknownKeyError) else 1) from error
         config = error
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
@@ -92,9 +96,11 @@ def cli() -> None:
     try:
         main()
     except HydraException as error:
+        sentence = explain(error)
+        fail_open_sweep(sentence)  # a job of a sweep that Hydra cannot compose ends the sweep, its parent FAILED
         if users["HYDRA_FULL_ERROR"] == "1":
             raise
-        print(f"error: {redacted_text(explain(error))}", file=sys.stderr)
+        print(f"error: {redacted_text(sentence)}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
     finally:
         for key, value in users.items():

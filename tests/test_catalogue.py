@@ -63,6 +63,8 @@ CONFIG_CASES = [
     (["data=kit_arrays", "data.root=/r", "data.image_size=-5"],
      "data.image_size=-5 is invalid: use a whole number >= 1."),
     (["tracking.uri=ftp://x"], f"tracking.uri='ftp://x' is not a store MLflow can track to; {ACCEPTED_TRACKING}"),
+    (["+foo=1"], "foo: no such key; the config has: seed, description, pretrained, sweep_name, data, backbone, head, "
+                 "schedule, weighting, sampling, calibration, tracking, trainer, augmentation, statistics, resume."),
 ]
 
 COMPOSITION_CASES = [
@@ -72,17 +74,33 @@ COMPOSITION_CASES = [
     (["schedule.stages.0.lr=fast"], "schedule.stages.0.lr=fast: not a number."),
     (["trainer.deterministic=maybe"], "trainer.deterministic=maybe: not true or false."),
     (["head.hidden_units=[a]"], "head.hidden_units=[a]: not a whole number."),
-    (["backbone.nope=1"], "backbone.nope: no such key; backbone has: name, input_size, preprocessing, weights, widths "
-                          "(+backbone.nope=… adds a key)."),
+    (["backbone.nope=1"], "backbone.nope: no such key; backbone has: name, input_size, preprocessing, weights, "
+                          "widths."),
+    (["schedule.stages.5.lr=1"], "schedule.stages.5.lr=1: no such stage; schedule 'from_scratch' has 1 stage "
+     "(schedule.stages.0): choose a schedule with more stages (schedule=…, listed by --help) or give every stage with "
+     "schedule.stages=[…]."),
     (["backbone"], "backbone: cannot be read as an override (missing EQUAL at '<EOF>'); write key=value or "
                    "group=option, e.g. backbone=resnet50 (see --help)."),
 ]
 
+MISSING_DATA_ROOT = {
+    "appa_real": "the APPA-REAL folder /nowhere/appa does not exist; set data.root to the unpacked release (the "
+                 "folder holding train/, valid/, test/ and gt_avg_*.csv).",
+    "kit_arrays": "the starting-kit folder /nowhere/kit does not exist; set data.root to the folder: expected "
+                  "data_train.npy, data_valid.npy, data_test.npy, labels_train.npy, labels_valid.npy, "
+                  "meta_data_train.npy, meta_data_valid.npy (optional: labels_test.npy, meta_data_test.npy).",
+}
+
 CLI_CASES = [(overrides, 2, message) for overrides, message in COMPOSITION_CASES] + [
-    (overrides, 1, message) for overrides, message in CONFIG_CASES
-    if overrides[0] in ("backbone.weights=/x/vggface2.h5", "data.n_train=0", "tracking.uri=ftp://x")
+    (overrides, 2 if overrides[0].startswith("+") else 1, message) for overrides, message in CONFIG_CASES
+    if overrides[0] in ("backbone.weights=/x/vggface2.h5", "data.n_train=0", "tracking.uri=ftp://x", "+foo=1")
+] + [
+    (["data=appa_real", "data.root=/nowhere/appa"], 1, MISSING_DATA_ROOT["appa_real"]),
+    (["data=kit_arrays", "data.root=/nowhere/kit"], 1, MISSING_DATA_ROOT["kit_arrays"]),
 ]
-"""Run as a user runs them: `python -m facebias.train …`, in a fresh folder."""
+"""Run as a user runs them: `python -m facebias.train …`, in a fresh folder (a key the schema does not know is a
+usage error, exit status 2, as a misspelt one is; a data folder that does not exist is refused before the tracking
+store is created)."""
 
 RUN_CASES = [
     (["backbone=resnet50", "backbone.weights=/nowhere/vggface2.h5"], WeightsError,
@@ -94,17 +112,18 @@ RUN_CASES = [
      "ordering_tf_kernels_notop.h5 and this run does not download them (offline): run `python -c \"import keras; "
      "keras.applications.InceptionResNetV2(include_top=False)\"` once on a machine with internet (same KERAS_HOME) "
      "or copy the file there, or set backbone.weights=null to train from scratch."),
-    (["data=appa_real", "data.root=/nowhere/appa"], DataError,
-     "the APPA-REAL folder /nowhere/appa does not exist; set data.root to the unpacked release (the folder holding "
-     "train/, valid/, test/ and gt_avg_*.csv)."),
-    (["data=kit_arrays", "data.root=/nowhere/kit"], DataError,
-     "the starting-kit folder /nowhere/kit does not exist; set data.root to the folder: expected data_train.npy, "
-     "data_valid.npy, data_test.npy, labels_train.npy, labels_valid.npy, meta_data_train.npy, meta_data_valid.npy "
-     "(optional: labels_test.npy, meta_data_test.npy)."),
+    (["data=appa_real", "data.root=/nowhere/appa"], DataError, MISSING_DATA_ROOT["appa_real"]),
+    (["data=kit_arrays", "data.root=/nowhere/kit"], DataError, MISSING_DATA_ROOT["kit_arrays"]),
     (["tracking.uri=http://127.0.0.1:9"], TrackingError,
      "cannot reach the MLflow tracking server at http://127.0.0.1:9 (connection refused): start it, or point "
      "tracking.uri (or MLFLOW_TRACKING_URI) at a running server."),
 ]
+
+SWEEP_CASES = [
+    (["backbone=nope,small_cnn"],
+     "backbone=nope: no such option; available: inception_resnet_v2, resnet50, small_cnn."),
+]
+"""A sweep (-m) whose job Hydra cannot compose: it stops there, its parent run FAILED with the sentence."""
 
 
 def _statuses(store: Path) -> list[str]:
@@ -157,5 +176,20 @@ def test_bad_data_weights_and_tracking(tmp_path: Path, monkeypatch: pytest.Monke
         assert statuses == ["FAILED"], "a run that started must end FAILED with its error"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "message"), SWEEP_CASES)
+def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, overrides: list[str],
+                                                                message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "facebias.train", "-m", "trainer=smoke", *overrides], cwd=tmp_path,
+                            capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert "Traceback" not in result.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (parent,) = client.search_runs([client.get_experiment_by_name("facebias").experiment_id])
+    assert parent.data.tags["facebias.role"] == "sweep", "no job started"
+    assert (parent.info.status, parent.data.tags["error"]) == ("FAILED", message)
+
+
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) == 34
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 37

@@ -14,12 +14,12 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from facebias.config.mitigation import CalibrationConfig, SamplingConfig, WeightingConfig, validate_groupings
 from facebias.config.mitigation import check as _check
-from facebias.errors import ConfigError
+from facebias.errors import ConfigError, UnknownKeyError
 from facebias.options import (
     BACKBONES,
     CHANNEL_ORDERS,
@@ -334,8 +334,35 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def unknown_key(node: DictConfig | ListConfig, path: str = "") -> tuple[str, list[str]] | None:
+    """The first key of `node` (depth first) that its schema does not know, as `schedule.stages.0.foo`, with the keys
+    its section has; None when there is none. Hydra lets `+foo=1` add any key and OmegaConf drops or ignores it."""
+    if isinstance(node, ListConfig):
+        items: list[tuple[str, Any]] = [(str(index), node._get_node(index)) for index in range(len(node))]
+    else:
+        schema = OmegaConf.get_type(node)
+        known = [item.name for item in fields(schema)] if is_dataclass(schema) else None
+        if known is not None:
+            extra = next((str(key) for key in node if str(key) not in known), None)
+            if extra is not None:
+                return f"{path}{extra}", known
+        items = [(str(key), node._get_node(key)) for key in node]
+    for key, child in items:
+        if isinstance(child, DictConfig | ListConfig) and not child._is_none() and not child._is_missing():
+            found = unknown_key(child, f"{path}{key}.")
+            if found is not None:
+                return found
+    return None
+
+
 def to_train_config(cfg: DictConfig) -> TrainConfig:
-    """Convert a composed config to the typed schema and validate it (ConfigError on any bad value)."""
+    """Convert a composed config to the typed schema and validate it (ConfigError on any bad value; UnknownKeyError
+    for a key the schema does not know)."""
+    unknown = unknown_key(cfg)
+    if unknown is not None:
+        added, known = unknown
+        section = added.rpartition(".")[0] or "the config"
+        raise UnknownKeyError(f"{added}: no such key; {section} has: {', '.join(known)}.")
     try:
         config = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as error:

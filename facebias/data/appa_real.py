@@ -52,8 +52,7 @@ def load_appa_real(config: AppaRealDataConfig) -> Dataset:
     """Load, validate and decode the release's three splits (DataError / ConfigError with one sentence on bad input)."""
     image_size = check_image_size(config.image_size)
     on_bad_image = ON_BAD_IMAGES.get(config.on_bad_image).name
-    root = Path(config.root).expanduser()
-    attributes_dir = Path(config.attributes_dir).expanduser() if config.attributes_dir else root
+    root, attributes_dir = _folders(config)
     _check_layout(root, attributes_dir)
     tables = {name: read_split_table(root, attributes_dir, name) for name in SPLIT_NAMES}
     paths = {name: [root / name / f"{file}{config.crop_suffix}" for file in tables[name]["file"]] for name in tables}
@@ -63,6 +62,17 @@ def load_appa_real(config: AppaRealDataConfig) -> Dataset:
     _handle_bad_images(bad, root, on_bad_image)
     splits = {name: _build_split(name, tables[name], *decoded[name]) for name in SPLIT_NAMES}
     return Dataset(name="appa_real", splits=splits, description=DESCRIPTION)
+
+
+def check_folders(config: AppaRealDataConfig) -> None:
+    """DataError unless the release folder and the attributes folder hold the split folders and CSV files (not read)."""
+    _check_layout(*_folders(config))
+
+
+def _folders(config: AppaRealDataConfig) -> tuple[Path, Path]:
+    """The release folder and the folder of the attribute CSVs (default: the release folder)."""
+    root = Path(config.root).expanduser()
+    return root, Path(config.attributes_dir).expanduser() if config.attributes_dir else root
 
 
 def _handle_bad_images(bad: list[tuple[Path, str]], root: Path, on_bad_image: str) -> None:

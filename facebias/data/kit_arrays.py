@@ -218,6 +218,11 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
+def check_folder(config: KitArraysDataConfig) -> None:
+    """DataError unless data.root holds the kit's required .npy files (not read)."""
+    _check_files(Path(config.root).expanduser())
+
+
 def _check_files(root: Path) -> None:
     required = [f"data_{name}.npy" for name in SPLIT_NAMES]
     for kind in ("labels", "meta_data"):

@@ -150,6 +150,7 @@ class SweepTracking(Callback):
             log.warning("job run(s) %s of this sweep died without ending: marked KILLED", ", ".join(marked))
         log.info("MLflow parent run of this sweep: %s (%s)", self.parent_run_id, name)
         atexit.register(self._finish, store, sweep_dir, False)
+        OPEN_SWEEPS.append((self, store, sweep_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """End the parent; exit status 1 when a job failed (with tracking disabled too) or the parent cannot be
@@ -173,8 +174,10 @@ class SweepTracking(Callback):
             # Hydra turns a callback's exception into a warning; the sweep command must still exit non-zero.
             raise SystemExit(1)
 
-    def _finish(self, store: TrackingStore, sweep_dir: Path, completed: bool) -> list[JobOutcome]:
-        """Attach the results table, then end the parent: FINISHED, FAILED (jobs named) or KILLED (cut short).
+    def _finish(self, store: TrackingStore, sweep_dir: Path, completed: bool, error: str | None = None
+                ) -> list[JobOutcome]:
+        """Attach the results table, then end the parent: FINISHED, FAILED (jobs named, or the `error` that stopped
+        the sweep, in its `error` tag) or KILLED (cut short).
 
         A tracking server that is away is waited for (up to tracking.offline_after_s), as the jobs' runs do."""
         if self.finished or self.parent_run_id is None:
@@ -185,7 +188,9 @@ class SweepTracking(Callback):
         wait_for_server(store.uri, store.offline_after_s)
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
-        status = "FAILED" if failed else ("FINISHED" if completed else "KILLED")
+        if error is not None:
+            tags["error"] = error
+        status = "FAILED" if failed or error is not None else ("FINISHED" if completed else "KILLED")
         try:
             marked = mark_dead_children(store, self.parent_run_id, "the end of its sweep")
             if marked:
@@ -221,6 +226,17 @@ class SweepTracking(Callback):
             return None
         log.info("results table of the sweep (also in %s):\n%s", sweep_dir / "report", format_markdown(table))
         return (sweep_dir / "report" / "results.md").read_text(encoding="utf-8")
+
+
+OPEN_SWEEPS: list[tuple[SweepTracking, TrackingStore, Path]] = []
+"""The sweep whose parent run this process opened, with its store and folder (`fail_open_sweep` ends it)."""
+
+
+def fail_open_sweep(error: str) -> None:
+    """End the parent run of the sweep this process runs, if any is still open, FAILED with `error` (its one
+    sentence): Hydra composes each job's command line as it launches it, and one it cannot compose stops the sweep."""
+    for sweep, store, sweep_dir in OPEN_SWEEPS:
+        sweep._finish(store, sweep_dir, False, error)
 
 
 TrainFunction = Callable[..., Any]
