@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facebias.errors import FacebiasError
 from facebias.overrides import explain, override_value
-from facebias.redaction import redacted_text, redacting_log_records
+from facebias.redaction import redacted_text, redacting_process_output
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 USAGE_ERROR = 2
@@ -147,7 +147,7 @@ def run_command(command: Command, argv: Sequence[str] | None, action: Callable[[
     """Compose the command's config from `argv` (default: sys.argv) and run `action` on it; `--help` prints the
     keys. Returns the exit status: 0, 1 for a user error, 2 for a command line that cannot be read. Nothing it logs
     or prints shows a credential (facebias.redaction)."""
-    redacting_log_records()
+    redacting_process_output()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if any(arg in HELP_FLAGS for arg in args):

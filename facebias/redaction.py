@@ -3,14 +3,17 @@
 A credential a user writes into a URI — the password of its user part (`postgresql://alice:PW@host/db`) or a token
 in its query string (`?token=…`, `&password=…`, `&sig=…`) — becomes `***` in whatever facebias writes: MLflow params,
 tags and artifacts, the files of its output folders, log lines, the summary and errors. Pure functions over a URI,
-free text (a log line, a command line, a YAML file's text) and a nested config; `redacting_log_records` applies them
-to every log record of the process. The connection itself always uses the real URI.
+free text (a log line, a command line, a YAML file's text) and a nested config; `redacting_process_output` applies
+them to every log record of the process and to the traceback of an uncaught error. The connection itself always uses
+the real URI.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,12 +81,15 @@ def secret_keys(value: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if isinstance(value, str) and carries_secret(value) else []
 
 
-def redacting_log_records() -> None:
-    """Make every log record of this process carry its message, and its traceback, redacted (`redacted_text`).
+def redacting_process_output() -> None:
+    """Make every log record of this process carry its message and traceback redacted (`redacted_text`), and the
+    traceback of an uncaught error too.
 
-    Installed as the process's log-record factory, so it holds whatever handlers Hydra, a launcher or a library
-    configures later. Installing it again changes nothing.
+    The log-record factory of the process holds whatever handlers Hydra, a launcher or a library configures later;
+    `sys.excepthook` prints an uncaught error. Installing them again changes nothing.
     """
+    if not getattr(sys.excepthook, "redacts", False):
+        sys.excepthook = _print_redacted
     factory = logging.getLogRecordFactory()
     if getattr(factory, "redacts", False):
         return
@@ -103,3 +109,11 @@ def redacting_log_records() -> None:
 
     record.redacts = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(record)
+
+
+def _print_redacted(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+    """`sys.excepthook`: the uncaught error's traceback, as Python prints it, redacted."""
+    sys.stderr.write(redacted_text("".join(traceback.format_exception(kind, error, trace))))
+
+
+_print_redacted.redacts = True  # type: ignore[attr-defined]

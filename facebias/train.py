@@ -24,14 +24,14 @@ from facebias.config import TrainConfig, register_configs, to_train_config, trac
 from facebias.errors import FacebiasError, UnknownKeyError
 from facebias.identity import run_tags
 from facebias.overrides import explain
-from facebias.redaction import redacted_text, redacting_log_records
+from facebias.redaction import redacted_text, redacting_process_output
 from facebias.run.start import train
 from facebias.run.summary import print_summary
 from facebias.run.sweep import OBJECTIVE, fail_open_sweep, run_sweep_job
 from facebias.tracking.store import tracking_store
 
 register_configs()
-redacting_log_records()  # before Hydra logs a job's overrides: every log line of the process without credentials
+redacting_process_output()  # before Hydra logs a job's overrides: every log line of the process without credentials
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

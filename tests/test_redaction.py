@@ -4,6 +4,8 @@ Hydra's files, the warning, and the store an offline run is uploaded to."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from facebias.redaction import (
     redacted,
     redacted_config,
     redacted_text,
-    redacting_log_records,
+    redacting_process_output,
     secret_keys,
 )
 from facebias.run.hydra_files import credential_keys, without_secrets
@@ -82,8 +84,8 @@ def test_the_composed_config_names_the_keys_with_credentials() -> None:
 
 
 def test_log_records_are_redacted_whatever_the_handler(caplog: pytest.LogCaptureFixture) -> None:
-    redacting_log_records()
-    redacting_log_records()  # once is enough: installing again changes nothing
+    redacting_process_output()
+    redacting_process_output()  # once is enough: installing again changes nothing
     with caplog.at_level(logging.INFO):
         logging.getLogger("facebias.test").info("store %s ready", "postgresql://a:pw@db/x")
         try:
@@ -92,6 +94,15 @@ def test_log_records_are_redacted_whatever_the_handler(caplog: pytest.LogCapture
             logging.getLogger("facebias.test").exception("failed")
     assert caplog.records[0].getMessage() == "store postgresql://a:***@db/x ready"
     assert "token=***" in caplog.text and "t0k" not in caplog.text
+
+
+def test_an_uncaught_error_prints_its_traceback_redacted() -> None:
+    program = ("from facebias.redaction import redacting_process_output\nredacting_process_output()\n"
+               "raise RuntimeError('cannot open postgresql://a:pw9@db/x')")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "pw9" not in result.stderr
+    assert result.stderr.splitlines()[0] == "Traceback (most recent call last):"
+    assert result.stderr.splitlines()[-1] == "RuntimeError: cannot open postgresql://a:***@db/x"
 
 
 def test_hydra_files_are_rewritten_without_credentials(tmp_path: Path) -> None:
