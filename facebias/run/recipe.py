@@ -29,7 +29,7 @@ from facebias.runtime import (
     seed_everything,
     serving,
 )
-from facebias.tracking.models import MODEL_ARTIFACT, model_uri, save_logged_model
+from facebias.tracking.models import MODEL_NAME, save_logged_model
 from facebias.tracking.params import flatten_params
 from facebias.tracking.recorder import Recorder
 from facebias.tracking.runs import RunRequest, tracked_run
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunResult:
     """What a finished run produced: its MLflow run id, final metrics, output folder, how to view it, and where its
-    model is (`runs:/<run id>/model`, or a folder when the store does not hold it)."""
+    model is (`models:/<model id>`, its LoggedModel, or a folder when the store does not hold it)."""
 
     run_id: str
     metrics: dict[str, float]
@@ -107,19 +107,21 @@ def run_locked(plan: RunPlan) -> RunResult:
         copy_hydra_files(output_dir, artifacts / "hydra")
         example = served_inputs(dataset.test.images[:1], dataset.test.attributes.iloc[:1], correction)
         hook = () if correction is None else correction.serving_hook()
-        save_logged_model(serving(model, strategy, hook), artifacts / MODEL_ARTIFACT, example,
+        model_folder = output_dir / MODEL_NAME
+        save_logged_model(serving(model, strategy, hook), model_folder, example,
                           None if correction is None else correction.group_attributes)
         recorder.log_artifacts(artifacts)
+        recorder.log_model(model_folder, list(metrics))
         if config.tracking.register_as:
             version = recorder.register_model(config.tracking.register_as)
             if version is not None:
                 print(f"registered the model as {config.tracking.register_as!r} version {version}", flush=True)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
-    location = model_uri(recorder.run_id)
-    if recorder.delivered():
-        shutil.rmtree(artifacts / MODEL_ARTIFACT)  # the store holds it
+    location = recorder.model_uri()
+    if location is not None:
+        shutil.rmtree(model_folder)  # the store holds it
     else:
-        location = str((artifacts / MODEL_ARTIFACT).resolve())
+        location = str(model_folder.resolve())
     return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint(), location)
 
 

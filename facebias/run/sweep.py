@@ -38,6 +38,7 @@ from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
 from facebias.tracking.store import TrackingStore, tracking_store
+from facebias.tracking.ui import sweep_view_hint
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ class SweepTracking(Callback):
                 failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
             else:
                 failed = self._finish(self.store, sweep_dir, True)
+                print(f"view the sweep's runs: {sweep_view_hint(self.store, self.parent_run_id)}", flush=True)
         except FacebiasError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None

@@ -2,8 +2,9 @@
 server stays away, and read back by `python -m facebias.sync`.
 
 Format `facebias-offline-run/1`: run.json (the run's id, store, experiment, name, start and end time, status),
-params.json, tags.json, metrics.jsonl (one `{"key", "value", "timestamp", "step"}` per line), datasets.json and
-artifacts/. Every file is replaced atomically (`facebias.io`), so a reader never sees half of one.
+params.json, tags.json, metrics.jsonl (one `{"key", "value", "timestamp", "step"}` per line), datasets.json,
+artifacts/ and, once the run has saved it, model/ (its MLflow model, uploaded as the run's LoggedModel). Every file
+is replaced atomically (`facebias.io`), so a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def sync_command(folder: Path) -> str:
 
 @dataclass
 class RunJournal:
-    """Everything one run recorded: its identity (`info`), params, tags, every metric value, datasets, artifacts.
+    """Everything one run recorded: its identity (`info`), params, tags, every metric value, datasets, artifacts,
+    and the folder of its saved model (`model`).
 
     Kept in memory while the run lasts, so that a run whose tracking server stays away can be written out whole
     (`save`, into <output_dir>/tracking_offline/) and replayed later by `python -m facebias.sync` (`load`).
@@ -43,6 +45,7 @@ class RunJournal:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
+    model: str | None = None
 
     def save(self, folder: Path, copied: int = 0) -> int:
         """Write the journal to `folder`, copying the artifacts logged after the first `copied`; returns the count."""
@@ -55,6 +58,8 @@ class RunJournal:
                 shutil.copytree(source, folder / "artifacts", dirs_exist_ok=True)
             else:
                 shutil.copy2(source, folder / "artifacts")
+        if self.model is not None and not (folder / "model").is_dir():
+            shutil.copytree(self.model, folder / "model")
         write_json(folder / "run.json", self.info)
         return len(self.artifacts)
 
@@ -74,7 +79,8 @@ class RunJournal:
         if info.get("format") != OFFLINE_FORMAT:
             raise TrackingError(f"{folder / 'run.json'} has format {info.get('format')!r}; this version of facebias "
                                 f"reads {OFFLINE_FORMAT!r}.")
-        return cls(info, metrics=metrics, **parts)
+        model = folder / "model"
+        return cls(info, metrics=metrics, model=str(model) if (model / "MLmodel").is_file() else None, **parts)
 
 
 def dataset_inputs(entries: list[dict[str, Any]]) -> list:

@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from facebias.errors import TrackingError
 from facebias.redaction import redacted, redacted_text
-from facebias.tracking.models import register_model
+from facebias.tracking.models import ModelUpload, logged_model_uri, register_model
 from facebias.tracking.offline import RunJournal, dataset_inputs, sync_command
 from facebias.tracking.server import fail_fast_http, is_http, probe_server, short_error, unreachable_reason
 from facebias.tracking.store import with_retries
+from facebias.tracking.ui import view_hint
 
 DEFAULT_OFFLINE_AFTER_S = 300.0
 MAX_BACKOFF_S = 5.0
@@ -39,6 +40,10 @@ class Recorder(Protocol):
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
 
     def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None: ...
+
+    def log_model(self, folder: Path, final: Sequence[str]) -> None: ...
+
+    def model_uri(self) -> str | None: ...
 
     def view_hint(self) -> str: ...
 
@@ -68,6 +73,13 @@ class LocalRecorder:
 
     def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None:
         """Nothing to record beyond the dataset card in the output folder."""
+
+    def log_model(self, folder: Path, final: Sequence[str]) -> None:
+        """Nothing to log: the model folder stays in the output folder."""
+
+    def model_uri(self) -> str | None:
+        """None: no store holds the model."""
+        return None
 
     def view_hint(self) -> str:
         return f"tracking was disabled; results are in {self.output_dir}"
@@ -110,6 +122,7 @@ class MlflowRecorder:
         self.next_attempt = 0.0
         self.offline = False
         self.copied = 0
+        self.model: ModelUpload | None = None
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
@@ -159,6 +172,21 @@ class MlflowRecorder:
         self._queue("log the dataset", lambda: self.client.log_inputs(self.run_id, datasets=inputs))
         self._send()
 
+    def log_model(self, folder: Path, final: Sequence[str]) -> None:
+        """Log the saved MLflow model `folder` as the run's LoggedModel, with the run's params and its final `val/…`
+        and `test/…` metrics (the keys `final`) linked to it (`ModelUpload`)."""
+        self.journal.model = str(folder)
+        upload = self.model = ModelUpload(folder, self.run_id, self.experiment_id, dict(self.journal.params),
+                                          list(self.journal.metrics), list(final))
+        self._queue("log the model", lambda: upload.send(self.client))
+        self._send()
+
+    def model_uri(self) -> str | None:
+        """`models:/<model id>` once the store holds the run's LoggedModel, else None."""
+        if self.model is None or self.model.model_id is None or not self.delivered():
+            return None
+        return logged_model_uri(self.model.model_id)
+
     def terminate(self, status: str, wait: bool = True) -> None:
         """End the run with `status`; wait for the server (up to the offline limit) unless `wait` is False."""
         end_time = int(time.time() * 1000)
@@ -184,9 +212,7 @@ class MlflowRecorder:
         if self.offline and self.offline_dir is not None:
             return (f"the tracking server at {self.shown_uri} was unreachable, so the run is saved in "
                     f"{self.offline_dir}: upload it with `{sync_command(self.offline_dir)}`")
-        if self.tracking_uri.startswith("sqlite:///"):
-            return f"mlflow ui --backend-store-uri {self.shown_uri}"
-        return f"open {self.shown_uri} (experiment id {self.experiment_id}, run {self.run_id})"
+        return view_hint(self.tracking_uri, self.experiment_id)
 
     def delivered(self) -> bool:
         """Whether the store holds everything recorded so far (nothing queued, not offline)."""
@@ -195,10 +221,10 @@ class MlflowRecorder:
     def register_model(self, name: str) -> str | None:
         """Register the run's logged model as a new version of `name` in the store's Model Registry; None (with a
         warning) while the store does not hold the model yet (an outage)."""
-        if not self.delivered():
+        if self.model is None or self.model.model_id is None or not self.delivered():
             log.warning("the model is not registered as %r: the tracking server has not received it yet", name)
             return None
-        return register_model(self.tracking_uri, self.run_id, name)
+        return register_model(self.tracking_uri, self.run_id, self.model.model_id, name)
 
     def _queue(self, what: str, action: Callable[[], Any]) -> None:
         if not self.offline:

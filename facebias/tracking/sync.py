@@ -2,9 +2,10 @@
 
 The run's own server by default: the original run is continued when the store has it, else the run is created in
 the same experiment with its name, start time and tags; then its params, tags, every metric value (with its step
-and timestamp), the dataset inputs and the artifacts are logged, and the run ends with the status it ended with.
-Uploading twice is harmless: the store drops identical metric values, and a run created by an earlier upload into
-the same store is continued (synced.json remembers it).
+and timestamp), the dataset inputs, the artifacts and the model (as the run's LoggedModel) are logged, and the run
+ends with the status it ended with. Uploading twice is harmless: the store drops identical metric values, a run
+created by an earlier upload into the same store is continued (synced.json remembers it), and a run that has its
+model keeps it.
 
 The offline folder names its store without credentials (facebias.redaction), so a store whose URI had a
 password is reached with the URI given (`tracking_uri=`), else MLFLOW_TRACKING_URI when it names the same store, else
@@ -22,6 +23,7 @@ from pathlib import Path
 from facebias.errors import TrackingError
 from facebias.io import write_json
 from facebias.redaction import MASK, redacted
+from facebias.tracking.models import ModelUpload, run_model_id
 from facebias.tracking.offline import RunJournal, dataset_inputs
 from facebias.tracking.server import is_http, probe_server
 from facebias.tracking.store import default_artifact_location, open_client, with_retries
@@ -104,6 +106,8 @@ def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: 
     files = [path for path in (folder / "artifacts").rglob("*") if path.is_file()]
     if files:
         with_retries(lambda: client.log_artifacts(run_id, str(folder / "artifacts")), "log artifacts")
+    if journal.model is not None and run_model_id(client, run_id) is None:
+        ModelUpload(Path(journal.model), run_id, experiment_id, journal.params, journal.metrics).send(client)
     status = journal.info.get("status")
     if status in (None, "RUNNING"):
         status = FALLBACK_STATUS

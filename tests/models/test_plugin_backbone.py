@@ -65,7 +65,7 @@ def test_a_registered_backbone_with_its_yaml_trains_in_quick_mode(
                    store=tracking_store(config.tracking, tmp_path), choices={"backbone": NAME, "head": "linear"})
     assert config.backbone.name == NAME
     assert result.metrics["test/mae"] > 0
-    model = tmp_path / "out" / "artifacts" / "model"
+    model = tmp_path / "out" / "model"
     assert result.model == str(model.resolve()), "untracked, the model stays in the output folder"
     assert (model / "MLmodel").is_file() and (model / "data" / "model.keras").is_file()
     assert not (tmp_path / "out" / "model.weights.h5").exists(), "the weights file is kept only when asked"

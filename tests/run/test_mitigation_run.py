@@ -16,6 +16,7 @@ from facebias.config import to_train_config
 from facebias.data.dataset import ATTRIBUTE_COLUMNS
 from facebias.data.groups import group_keys
 from facebias.data.sources import load_dataset
+from facebias.tracking.models import download_model
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +101,7 @@ def test_dro_curves_follow_the_saved_weights(mitigated_run: Path) -> None:
 def calibrated_model(mitigated_run: Path):
     """The run's logged model (downloaded), its test predictions after calibration, offsets, and the test split."""
     client, (run,) = store_runs(mitigated_run)
-    local = Path(client.download_artifacts(run.info.run_id, "model", str(mitigated_run / "download")))
+    local = download_model(f"runs:/{run.info.run_id}/model", client.tracking_uri, mitigated_run / "download")
     folder = _artifacts(mitigated_run)
     logged = pd.read_csv(folder / "predictions_test.csv")
     record = json.loads((folder / "calibration_offsets.json").read_text())

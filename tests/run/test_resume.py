@@ -99,9 +99,11 @@ def test_the_killed_run_is_continued_and_finishes(resumed) -> None:
     output_dir = Path(runs[0].data.tags["facebias.output_dir"])
     assert not (output_dir / "checkpoint").exists(), "checkpoints are removed when the run finishes"
     assert not (output_dir / "model.weights.h5").exists(), "the weights file is kept only when asked"
-    assert sorted(a.path for a in client.list_artifacts(run_id, "model")) == [
-        "model/MLmodel", "model/conda.yaml", "model/data", "model/input_example.json", "model/python_env.yaml",
-        "model/requirements.txt", "model/serving_input_example.json"]
+    (model,) = client.search_logged_models([runs[0].info.experiment_id])
+    assert model.source_run_id == run_id, "one LoggedModel, of the continued run"
+    assert sorted(a.path for a in client.list_logged_model_artifacts(model.model_id)) == [
+        "MLmodel", "conda.yaml", "data", "input_example.json", "python_env.yaml", "requirements.txt",
+        "serving_input_example.json"]
 
 
 @pytest.mark.slow

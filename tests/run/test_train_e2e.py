@@ -47,7 +47,7 @@ def test_a_run_writes_no_native_tensorflow_log_line(three_stage_run) -> None:
 
 def test_run_records_params_tags_and_status(three_stage_run) -> None:
     cwd, result = three_stage_run
-    _client, runs = store_runs(cwd)
+    client, runs = store_runs(cwd)
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
@@ -71,7 +71,11 @@ def test_run_records_params_tags_and_status(three_stage_run) -> None:
                                                                                          "numpy", "mlflow"))]}
     assert tags["facebias.cpu_threads"] == "1", "TF_NUM_INTRAOP_THREADS=1 in the tests (conftest.py)"
     assert run.info.run_id in result.stdout
-    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    store = f"sqlite:///{(cwd / 'mlruns' / 'mlflow.db').resolve()}"
+    assert (f"view it: mlflow ui --backend-store-uri {store} and open http://127.0.0.1:5000/#/experiments/"
+            f"{run.info.experiment_id}/runs?workflowType=machine_learning\n") in result.stdout
+    (model,) = client.search_logged_models([run.info.experiment_id])
+    assert f"model: models:/{model.model_id} (predict with" in result.stdout
 
 
 def test_run_records_per_stage_and_global_curves(three_stage_run) -> None:

@@ -1,6 +1,7 @@
-"""A run's model in MLflow: it loads back with Keras 3 and with mlflow.pyfunc (in a process that never imports
-facebias), predicts what the run predicted, is registered when asked, and `python -m facebias.predict` writes its
-ages and scores. The same tiny run records its provenance tags and system metrics."""
+"""A run's model in MLflow: an MLflow 3 LoggedModel of the run, with the run's val/ and test/ metrics linked to it;
+it loads back with Keras 3 and with mlflow.pyfunc (in a process that never imports facebias), by `models:/<model
+id>` and by `runs:/<run id>/model`, predicts what the run predicted, is registered when asked, and `python -m
+facebias.predict` writes its ages and scores. The same tiny run records its provenance tags and system metrics."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow.artifacts
 import numpy as np
 import pandas as pd
 import psutil
 import pytest
 from conftest import IMPORTTIME, QUICK_DATA, REPO_ROOT, compose_train, imported_packages, loaded_sklearn
+from mlflow.entities import LoggedModelStatus
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
@@ -61,23 +64,49 @@ def _run_predictions(client: MlflowClient, run_id: str, folder: Path) -> pd.Data
     return pd.read_csv(client.download_artifacts(run_id, "predictions_test.csv", str(folder)))
 
 
-def test_the_model_loads_with_keras_and_predicts_what_the_run_predicted(trained) -> None:
+def _model_id(result) -> str:
+    assert result.model.startswith("models:/m-"), result.model
+    return result.model.removeprefix("models:/")
+
+
+def test_the_model_is_the_runs_logged_model_with_its_val_and_test_metrics(trained, monkeypatch) -> None:
+    tmp, uri, result, _ = trained
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    (found,) = client.search_logged_models([run.info.experiment_id])
+    assert (found.model_id, found.name, found.source_run_id) == (_model_id(result), "model", result.run_id)
+    assert found.status == LoggedModelStatus.READY
+    assert [output.model_id for output in run.outputs.model_outputs] == [found.model_id]
+    linked = {metric.key: metric.value for metric in found.metrics}
+    expected = {key: value for key, value in run.data.metrics.items() if key.startswith(("val/", "test/"))}
+    assert len(expected) > 20 and linked == expected
+    assert linked["test/mae"] == pytest.approx(result.metrics["test/mae"], rel=1e-6)
+    assert all(metric.run_id == result.run_id and metric.step == 0 for metric in found.metrics)
+    assert len(client.get_metric_history(result.run_id, "test/mae")) == 1, "linking adds no row to the run"
+    assert found.params["backbone.name"] == run.data.params["backbone.name"] == "small_cnn"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where MLflow 3.17 looks LoggedModels up
+    by_run = Path(mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model", dst_path=str(tmp / "by-run")))
+    assert Model.load(str(by_run)).model_id == found.model_id, "runs:/<run id>/model resolves to the LoggedModel"
+
+
+def test_the_model_loads_with_keras_and_predicts_what_the_run_predicted(trained, monkeypatch) -> None:
     import mlflow.keras
 
     tmp, uri, result, test = trained
     client = MlflowClient(uri)
-    assert result.model == f"runs:/{result.run_id}/model"
     assert not (result.output_dir / "model.weights.h5").exists(), "weights are kept only when asked"
-    assert not (result.output_dir / "artifacts" / "model").exists(), "the store holds the model"
+    assert not (result.output_dir / "model").exists(), "the store holds the model"
     expected = _run_predictions(client, result.run_id, tmp)["predicted_age"].to_numpy()
     assert expected.std() > 0.05, "a model whose predictions vary"
-    local = client.download_artifacts(result.run_id, "model", str(tmp / "download"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    local = mlflow.artifacts.download_artifacts(result.model, dst_path=str(tmp / "download"))
     model = mlflow.keras.load_model(local)
     predicted = model.predict(test.images[:TEST_IMAGES], verbose=0).reshape(-1)
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-4)
     called = np.asarray(model(test.images[:TEST_IMAGES])).reshape(-1)  # a direct call: inference mode as well
     np.testing.assert_allclose(called, expected, rtol=1e-5, atol=1e-4)
     logged = Model.load(local)
+    assert (logged.model_id, logged.run_id) == (_model_id(result), result.run_id)
     assert set(logged.flavors) == {"keras", "python_function"}
     (images,), (years,) = logged.signature.inputs.inputs, logged.signature.outputs.inputs
     assert (images.type, images.shape) == (np.dtype("uint8"), (-1, *test.images.shape[1:]))
@@ -129,7 +158,7 @@ def test_the_run_is_registered_and_carries_provenance_and_system_metrics(trained
     _, uri, result, _ = trained
     client = MlflowClient(uri)
     (version,) = client.search_model_versions(f"name='{REGISTERED}'")
-    assert (int(version.version), version.run_id) == (1, result.run_id)
+    assert (int(version.version), version.run_id, version.source) == (1, result.run_id, result.model)
     run = client.get_run(result.run_id)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
     assert run.data.tags["mlflow.source.git.commit"] == commit.strip()
@@ -158,7 +187,8 @@ def test_predict_reads_a_folder_of_images_with_its_attributes(trained, capsys) -
     labels.insert(0, "apparent_age", test.ages[picked])
     labels.insert(0, "file", names)
     labels.iloc[::-1].to_csv(folder / "attributes.csv", index=False)  # rows matched by file, not by order
-    assert predict_main([f"model={result.model}", f"images={folder}", f"tracking.uri={uri}"]) == 0
+    model = f"runs:/{result.run_id}/model"  # the run's URI names its LoggedModel too
+    assert predict_main([f"model={model}", f"images={folder}", f"tracking.uri={uri}"]) == 0
     table = pd.read_csv(folder / "predictions.csv")
     logged = _run_predictions(MlflowClient(uri), result.run_id, tmp)
     assert list(table["image"]) == names

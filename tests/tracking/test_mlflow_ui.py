@@ -88,9 +88,11 @@ class MlflowServer:
     log: Path
 
 
-@pytest.fixture
-def mlflow_server(quick_grid_store: Path, tmp_path: Path) -> Iterator[MlflowServer]:
-    """`mlflow server` over the grid's SQLite store on a free 127.0.0.1 port; stopped (whole process group) after."""
+@pytest.fixture(scope="module")
+def mlflow_server(quick_grid_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """`mlflow server` over the grid's SQLite store on a free 127.0.0.1 port, for the module's tests; stopped (whole
+    process group) after."""
+    tmp_path = tmp_path_factory.mktemp("mlflow-ui-server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     store = f"sqlite:///{(quick_grid_store / 'mlruns' / 'mlflow.db').resolve()}"
@@ -287,6 +289,112 @@ def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
                 page.screenshot(path=screenshots / "mlflow-sweep-parent.png")
             except BaseException:
                 saved = _save_evidence(page, mlflow_server, "test_mlflow_ui")
+                print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
+                raise
+        finally:
+            context.close()
+
+
+SWEEP_VIEW = re.compile(r"view the sweep's runs: mlflow ui --backend-store-uri (\S+) and open (\S+)")
+"""The line the sweep printed at its end: the command that starts the UI on its store, and the link to open."""
+UI_DEFAULT = "http://127.0.0.1:5000"
+"""Where `mlflow ui` serves; the test's server listens on a free port instead."""
+
+
+def _printed_link(quick_grid_store: Path, experiment_id: str, parent_id: str) -> str:
+    """The link the quick grid's sweep printed at its end, checked against the store and the parent run."""
+    (line,) = [line for line in (quick_grid_store / "sweep.log").read_text().splitlines()
+               if line.startswith("view the sweep's runs:")]
+    match = SWEEP_VIEW.fullmatch(line)
+    assert match, line
+    store, link = match.groups()
+    assert store == f"sqlite:///{(quick_grid_store / 'mlruns' / 'mlflow.db').resolve()}"
+    assert link == (f"{UI_DEFAULT}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+                    f"&searchFilter=tags.mlflow.parentRunId%20%3D%20%27{parent_id}%27")
+    return link
+
+
+def _check_model_training_mode(page: Page, experiment_id: str, children: dict[str, Run]) -> None:
+    """The printed link opened the sweep's runs in Model training mode: its side navigation (Runs, Models), not
+    GenAI's (Overview), the search box holding the parent's filter, the parent and its runs matching."""
+    navigation = page.locator("nav")
+    runs = navigation.get_by_role("link", name="Runs", exact=True)
+    runs.wait_for()
+    assert f"/experiments/{experiment_id}/runs?workflowType=machine_learning" in (runs.get_attribute("href") or "")
+    assert navigation.get_by_role("link", name="Models", exact=True).count() == 1
+    assert navigation.get_by_role("link", name="Overview").count() == 0, "GenAI's navigation"
+    page.get_by_text(f"{len(children) + 1} matching runs").wait_for()  # the children and the parent nesting them
+    assert page.get_by_role("link", name=PARENT_NAME, exact=True).count() == 1
+
+
+def _open_grouped_chart(page: Page, children: dict[str, Run]) -> None:
+    """Group the runs by the `facebias.experiment` tag, switch to the chart view and show the test/mae chart: one
+    bar per experiment, the mean of its runs' (seeds') values in the store, to the 2 decimals shown."""
+    close_assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    if close_assistant.count():
+        close_assistant.first.click()
+    page.get_by_role("button", name=re.compile("^Group by")).click()
+    page.get_by_placeholder("Search").last.fill("facebias.experiment")
+    page.get_by_role("menuitemcheckbox", name="facebias.experiment", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Group by: facebias.experiment").wait_for()
+    page.locator("label").filter(has=page.locator('input[name="runs-view-mode"][value="CHART"]')).click()
+    page.get_by_placeholder("Search metric charts").fill("test/mae")
+    card = page.locator('[data-testid="experiment-view-compare-runs-card"]').filter(
+        has=page.locator('h4[title="test/mae"]'))
+    card.locator("svg text").first.wait_for()
+    shown = " ".join(card.locator("svg text").all_text_contents())
+    groups: dict[str, list[float]] = {}
+    for run in children.values():
+        groups.setdefault(run.data.tags["facebias.experiment"], []).append(run.data.metrics["test/mae"])
+    for experiment, values in groups.items():
+        mean = sum(values) / len(values)
+        assert f"{mean:.2f}" in shown, f"{experiment}: its mean test/mae {mean:.4f} is not in the chart ({shown})"
+    legend = card.inner_text()
+    assert all(experiment in legend for experiment in groups), f"the legend names the experiments: {legend}"
+
+
+def _check_models_tab(page: Page, experiment_id: str, children: dict[str, Run]) -> None:
+    """The Models tab lists one LoggedModel per job, each READY and linked to its source run."""
+    page.locator("nav").get_by_role("link", name="Models", exact=True).click()
+    page.wait_for_url(re.compile(rf"/experiments/{experiment_id}/models"))
+    for run_id in children:
+        page.locator(f"a[href$='/runs/{run_id}']").first.wait_for()
+    assert page.get_by_role("link", name="model", exact=True).count() == len(children)
+    assert page.get_by_text("Ready", exact=True).count() == len(children)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
+def test_the_printed_link_opens_model_training_with_the_models_and_the_grouped_chart(
+    quick_grid_store: Path, mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    experiment_id, parent, children = _sweep_runs(quick_grid_store)
+    expected = {run.info.run_id: run for run in children}
+    link = _printed_link(quick_grid_store, experiment_id, parent.info.run_id)
+    screenshots = (README_SCREENSHOTS if os.environ.get("FACEBIAS_UPDATE_SCREENSHOTS") == "1"
+                   else tmp_path / "screenshots")
+    screenshots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile", executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1000},
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.add_locator_handler(
+                page.locator('[data-component-type="popover"]').get_by_role("button", name="Got it"),
+                lambda tip: tip.click())
+            try:
+                page.goto(link.replace(UI_DEFAULT, mlflow_server.url, 1))
+                _check_model_training_mode(page, experiment_id, expected)
+                _open_grouped_chart(page, expected)
+                page.screenshot(path=screenshots / "mlflow-sweep-chart.png")
+                _check_models_tab(page, experiment_id, expected)
+                page.screenshot(path=screenshots / "mlflow-sweep-models.png")
+            except BaseException:
+                saved = _save_evidence(page, mlflow_server, "test_mlflow_ui_link")
                 print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
                 raise
         finally:
