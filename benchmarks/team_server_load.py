@@ -11,7 +11,7 @@ latency, errors, the server's CPU (its process group, read from /proc: --server-
 team_server.sh writes) and the checks; exits 1 if a check fails.
 
     nice -n 10 python benchmarks/team_server_load.py --server http://127.0.0.1:5000 \\
-        --server-pid "$(cat /var/lib/facebias-team-server/server.pid)" [--levels 8,16,32,64]
+        --server-pid "$(cat /var/lib/facebias-team-server/server.pid)" [--levels 8,16,32,64] [--folder DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,14 +46,15 @@ class Trace:
 
 
 def record_trace(folder: Path) -> Trace:
-    """Run the quick-mode run into <folder>/mlruns/mlflow.db and read its calls back."""
+    """Run the quick-mode run into <folder>/mlruns/mlflow.db (unless it ran there already) and read its calls back."""
     from mlflow.tracking import MlflowClient
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    result = subprocess.run([sys.executable, "-m", "facebias.train", *RECORDED_RUN], cwd=folder, env=env,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"the run to replay failed:\n{result.stderr[-3000:]}")
+    if not (folder / "mlruns" / "mlflow.db").is_file():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        result = subprocess.run([sys.executable, "-m", "facebias.train", *RECORDED_RUN], cwd=folder, env=env,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"the run to replay failed:\n{result.stderr[-3000:]}")
     client = MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("load")
     (run,) = client.search_runs([experiment.experiment_id])
@@ -73,6 +75,7 @@ class Level:
 
     runs: int
     latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -88,6 +91,7 @@ class Level:
         finally:
             with self.lock:
                 self.latencies.append(time.perf_counter() - started)
+                self.by_kind.setdefault(what, []).append(self.latencies[-1])
 
 
 def replay(client, experiment_id: str, trace: Trace, level: Level, delay_s: float) -> None:
@@ -127,26 +131,32 @@ def group_cpu_s(group: int) -> float:
 
 
 def check(client, trace: Trace, level: Level) -> list[str]:
-    """What is lost or doubled in the level's runs, one line each."""
+    """What is lost or doubled in the level's runs, one line each (8 runs read back at a time)."""
+    with ThreadPoolExecutor(8) as pool:
+        return [line for lines in pool.map(lambda run_id: check_run(client, trace, run_id), level.run_ids)
+                for line in lines]
+
+
+def check_run(client, trace: Trace, run_id: str) -> list[str]:
+    """What is lost or doubled in one simulated run, one line each."""
     problems = []
     files = sorted(str(p.relative_to(trace.artifacts)) for p in trace.artifacts.rglob("*") if p.is_file())
-    expected = {}
+    expected: dict[str, list[tuple[int, str]]] = {}
     for _, step, values in trace.batches:
         for key, value in values.items():
             expected.setdefault(key, []).append((step, repr(value)))
-    for run_id in level.run_ids:
-        run = client.get_run(run_id)
-        if run.info.status != "FINISHED":
-            problems.append(f"run {run_id} is {run.info.status}")
-        if run.data.params != trace.params or any(run.data.tags.get(k) != v for k, v in trace.tags.items()):
-            problems.append(f"run {run_id}: params or tags differ")
-        for key, history in expected.items():
-            logged = sorted((m.step, repr(m.value)) for m in client.get_metric_history(run_id, key))
-            if logged != sorted(history):
-                problems.append(f"run {run_id}: {key} has {len(logged)} records, {len(history)} sent")
-        stored = sorted(a.path for a in _walk(client, run_id, None))
-        if stored != files:
-            problems.append(f"run {run_id}: {len(stored)} artifacts, {len(files)} sent")
+    run = client.get_run(run_id)
+    if run.info.status != "FINISHED":
+        problems.append(f"run {run_id} is {run.info.status}")
+    if run.data.params != trace.params or any(run.data.tags.get(k) != v for k, v in trace.tags.items()):
+        problems.append(f"run {run_id}: params or tags differ")
+    for key, history in expected.items():
+        logged = sorted((m.step, repr(m.value)) for m in client.get_metric_history(run_id, key))
+        if logged != sorted(history):
+            problems.append(f"run {run_id}: {key} has {len(logged)} records, {len(history)} sent")
+    stored = sorted(a.path for a in _walk(client, run_id, None))
+    if stored != files:
+        problems.append(f"run {run_id}: {len(stored)} artifacts, {len(files)} sent")
     return problems
 
 
@@ -165,11 +175,13 @@ def main() -> int:
     parser.add_argument("--server", required=True)
     parser.add_argument("--server-pid", type=int, required=True, help="the server's process group (its first pid)")
     parser.add_argument("--levels", default="8,16,32,64")
+    parser.add_argument("--folder", type=Path, default=None, help="where the replayed run is recorded (reused)")
     args = parser.parse_args()
     os.environ.update(FAIL_FAST)
     from mlflow.tracking import MlflowClient
 
-    folder = Path(tempfile.mkdtemp(prefix="facebias-load-"))
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="facebias-load-"))
+    folder.mkdir(parents=True, exist_ok=True)
     trace = record_trace(folder)
     calls = len(trace.batches) + 5
     values = sum(len(v) for _, _, v in trace.batches)
@@ -198,6 +210,9 @@ def main() -> int:
               f"p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms, max {1000 * max(level.latencies):.0f} ms; "
               f"errors {len(level.errors)}; server CPU {cpu:.0f} s "
               f"({cpu / wall:.2f} cores); lost or doubled: {len(problems)}", flush=True)
+        print("  p50/p99 ms by call: " + ", ".join(
+            f"{what} {1000 * statistics.median(times):.0f}/{1000 * percentile(times, 0.99):.0f}"
+            for what, times in level.by_kind.items()), flush=True)
         for line in (level.errors + problems)[:10]:
             print(f"  {line}")
     return 1 if failed else 0
