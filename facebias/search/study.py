@@ -20,6 +20,8 @@ from facebias.redaction import redacted
 
 STUDY_FILE = "optuna.db"
 """The study's SQLite file, beside a local MLflow store."""
+POSTGRESQL_DRIVER = "postgresql+psycopg2"
+"""SQLAlchemy's name of the PostgreSQL driver facebias installs (psycopg2-binary)."""
 RUN_IDS_ATTR = "run_ids"
 """A trial's user attribute: the MLflow run ids of its seeds, in seed order."""
 SEEDS_ATTR = "seeds"
@@ -30,7 +32,7 @@ def study_storage(configured: str | None, tracking_uri: str | None, store_dir: P
     """The study's RDB URL: `configured`, else `optuna.db` beside the local MLflow store (`store_dir` when tracking
     is disabled, `tracking_uri` None)."""
     if configured:
-        return configured
+        return _with_installed_driver(configured)
     if tracking_uri is None:
         folder = store_dir
     elif tracking_uri.startswith("sqlite:///"):
@@ -43,6 +45,13 @@ def study_storage(configured: str | None, tracking_uri: str | None, store_dir: P
                           "(docs/search.md).")
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder.resolve() / STUDY_FILE}"
+
+
+def _with_installed_driver(storage: str) -> str:
+    """`storage` with PostgreSQL's driver named: a bare `postgresql://` URL means psycopg 3 to SQLAlchemy ≥ 2.1, while
+    facebias installs psycopg2 (`postgresql+psycopg2://`, as MLflow's team server uses)."""
+    scheme, separator, rest = storage.partition("://")
+    return f"{POSTGRESQL_DRIVER}://{rest}" if separator and scheme == "postgresql" else storage
 
 
 def study_name(name: str, task_overrides: Sequence[str], experiment: str, seeds: int) -> str:

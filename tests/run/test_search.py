@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from conftest import QUICK_DATA, store_runs
+from conftest import QUICK_DATA, QUICK_GRID_TRAINER, store_runs
+from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
+from team_server import TeamServer
 
 from facebias.errors import ConfigError
 from facebias.report.pareto import hypervolume_2d
@@ -64,7 +67,9 @@ def test_the_study_is_stored_beside_a_local_mlflow_store_or_where_it_is_told(tmp
     assert study_storage(None, str(tmp_path / "files"), tmp_path / "x") == f"sqlite:///{tmp_path}/files/optuna.db"
     assert study_storage(None, None, tmp_path / "x") == f"sqlite:///{tmp_path}/x/optuna.db", "tracking disabled"
     given = "postgresql://optuna:secret@db.example/optuna"
-    assert study_storage(given, "http://team:5000", tmp_path) == given
+    assert study_storage(given, "http://team:5000", tmp_path) == "postgresql+psycopg2://optuna:secret@db.example/optuna"
+    for named in ("postgresql+psycopg://o@db/o", "sqlite:////data/optuna.db", "mysql://o@db/o"):
+        assert study_storage(named, None, tmp_path) == named, "a named driver, or another database, as given"
     with pytest.raises(ConfigError, match=r"^the search records to http://team:5000, whose database facebias does "
                                           r"not know: give the study one with hydra\.sweeper\.storage="):
         study_storage(None, "http://team:5000", tmp_path)
@@ -211,3 +216,40 @@ def test_the_front_its_hypervolume_and_its_test_objectives_reach_the_parent(sear
     markdown = Path(client.download_artifacts(parent.info.run_id, "pareto/pareto.md", str(cwd))).read_text()
     assert f"Hypervolume of the front: {metrics['pareto/hypervolume']:.6g} (reference point val/mae " \
            f"{reference[0]:.6g}, val/mean_bias {reference[1]:.6g}: the worst observed values × 1.1" in markdown
+
+
+@pytest.mark.slow
+def test_a_search_recording_to_the_team_server_keeps_its_study_in_its_postgresql(
+        team_server: TeamServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study in a PostgreSQL database of the team server's cluster, the password given as libpq's PGPASSWORD (off
+    the command line): the trial's values are its seeds' means read back from the server, and the same command rerun
+    trains nothing and adds no trial."""
+    password = secrets.token_hex(8)
+    with team_server.database_with_login(password) as database:
+        storage = f"postgresql://{database}@127.0.0.1:5432/{database}"
+        command = [sys.executable, "-m", "facebias.train", "+search=fair_pareto", *QUICK_DATA, *QUICK_GRID_TRAINER,
+                   "hydra.sweeper.n_trials=1", "hydra.sweeper.seeds=2", "hydra.sweeper.sampler.population_size=2",
+                   "hydra/launcher=basic", "statistics.bootstrap_resamples=50", "statistics.permutations=50",
+                   f"hydra.sweeper.storage={storage}"]
+        env = {**os.environ, **team_server.env(), "PGPASSWORD": password}
+        runs = [subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+                for _ in range(2)]
+        for result in runs:
+            assert result.returncode == 0, result.stderr[-4000:]
+            assert password not in result.stdout + result.stderr
+        studies = optuna.get_all_study_summaries(f"postgresql+psycopg2://{database}:{password}@127.0.0.1:5432/{database}")
+        (trial,) = optuna.load_study(study_name=studies[0].study_name,
+                                     storage=f"postgresql+psycopg2://{database}:{password}@127.0.0.1:5432/{database}").trials
+    assert len(studies) == 1 and trial.state.name == "COMPLETE"
+    assert not list(tmp_path.rglob("optuna.db")), "no local study beside a tracking server"
+    for name, value in team_server.env().items():
+        monkeypatch.setenv(name, value)
+    client = MlflowClient(team_server.uri)
+    seeds = [client.get_run(run_id) for run_id in trial.user_attrs["run_ids"]]
+    assert [run.data.params["seed"] for run in seeds] == ["0", "1"] and trial.user_attrs["seeds"] == [0, 1]
+    means = [np.mean([run.data.metrics[name] for run in seeds]) for name in OBJECTIVES]
+    assert trial.values == pytest.approx(means, rel=1e-12)
+    (parent_id,) = {run.data.tags["mlflow.parentRunId"] for run in seeds}
+    children = client.search_runs([seeds[0].info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert len(children) == 2, "the rerun trained no seed again"
+    assert client.get_run(parent_id).info.status == "FINISHED"
