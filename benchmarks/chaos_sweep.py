@@ -81,6 +81,14 @@ def run_environment(cache: Path) -> dict[str, str]:
     return {**env, **THREADS, "FACEBIAS_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
 
 
+def default_interrupts() -> None:
+    """In the sweep command's process: SIGINT and SIGQUIT as a terminal gives them. A shell that started the soak in
+    the background (`cmd &`) ignores both, every process it starts inherits that, and Python then installs no
+    KeyboardInterrupt handler: a SIGINT sent to a job would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def _ppid(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -147,7 +155,7 @@ class Soak:
                 raise RuntimeError(f"the sweep did not succeed in {MAX_COMMANDS} commands")
             with (self.cwd / f"command-{self.commands}.log").open("w") as output:
                 self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=output,
-                                                stderr=subprocess.STDOUT)
+                                                stderr=subprocess.STDOUT, preexec_fn=default_interrupts)
                 code = self.process.wait()
             self.note(f"command {self.commands} exited {code}")
             if code == 0 and (not injector.is_alive() or not self.faults):
