@@ -31,7 +31,8 @@ PREDICT = Command(
     summary="Apparent ages of new images from a run's logged model, as a CSV; with an attributes CSV, also the MAE and "
             "the four bias scores.",
     descriptions={
-        "model": "runs:/<run id>/model (what a run's summary prints), models:/<name>/<version>, or a model folder",
+        "model": "models:/m-<model id> (what a run's summary prints), runs:/<run id>/model, models:/<name>/<version>, "
+                 "or a model folder",
         "images": "a folder of image files, or a (N, height, width, 3) uint8 .npy array",
         "attributes": "CSV with apparent_age, gender, ethnicity, expression (and file for a folder); null: "
                       "<folder>/attributes.csv or <name>.csv beside <name>.npy when it exists",

@@ -329,7 +329,8 @@ def _check_model_training_mode(page: Page, experiment_id: str, children: dict[st
 
 def _open_grouped_chart(page: Page, children: dict[str, Run]) -> None:
     """Group the runs by the `facebias.experiment` tag, switch to the chart view and show the test/mae chart: one
-    bar per experiment, the mean of its runs' (seeds') values in the store, to the 2 decimals shown."""
+    bar per experiment, the mean of its runs' (seeds') values in the store (read from the chart's own data, and
+    to the 2 decimals its labels show)."""
     close_assistant = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
     if close_assistant.count():
         close_assistant.first.click()
@@ -343,15 +344,18 @@ def _open_grouped_chart(page: Page, children: dict[str, Run]) -> None:
     card = page.locator('[data-testid="experiment-view-compare-runs-card"]').filter(
         has=page.locator('h4[title="test/mae"]'))
     card.locator("svg text").first.wait_for()
-    shown = " ".join(card.locator("svg text").all_text_contents())
+    (bars,) = card.locator(".js-plotly-plot").first.evaluate(
+        "plot => plot.data.map(trace => ({groups: trace.y, values: trace.x, labels: trace.text}))")
     groups: dict[str, list[float]] = {}
     for run in children.values():
-        groups.setdefault(run.data.tags["facebias.experiment"], []).append(run.data.metrics["test/mae"])
-    for experiment, values in groups.items():
-        mean = sum(values) / len(values)
-        assert f"{mean:.2f}" in shown, f"{experiment}: its mean test/mae {mean:.4f} is not in the chart ({shown})"
-    legend = card.inner_text()
-    assert all(experiment in legend for experiment in groups), f"the legend names the experiments: {legend}"
+        groups.setdefault(f"tag.facebias.experiment.{run.data.tags['facebias.experiment']}", []).append(
+            run.data.metrics["test/mae"])
+    means = {group: sum(values) / len(values) for group, values in groups.items()}
+    shown = dict(zip(bars["groups"], bars["values"], strict=True))
+    assert shown.keys() == means.keys(), f"the chart's groups: {sorted(shown)}"
+    for group, mean in means.items():
+        assert math.isclose(shown[group], mean, rel_tol=1e-9), f"{group}: {shown[group]} shown, mean {mean}"
+    assert sorted(bars["labels"]) == sorted(f"{mean:.2f}" for mean in means.values())
 
 
 def _check_models_tab(page: Page, experiment_id: str, children: dict[str, Run]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import IMPORTTIME, QUICK_DATA, TENSORFLOW, imported_packages, last_message
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow_server import MlflowServer, free_port
@@ -206,7 +207,8 @@ def _assert_nothing_running(client: MlflowClient) -> None:
 
 
 def _assert_complete(client: MlflowClient, run, epochs: int | None = None) -> None:
-    """FINISHED, with the params, every epoch of the curves, the final metrics and the artifacts."""
+    """FINISHED, with the params, every epoch of the curves, the final metrics, the artifacts and its model (one
+    READY LoggedModel, the run's test/mae linked to it)."""
     run = client.get_run(run.info.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["backbone.name"] == "small_cnn"
@@ -217,6 +219,10 @@ def _assert_complete(client: MlflowClient, run, epochs: int | None = None) -> No
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == list(range(recorded))
     assert {"test/mae", "val/mae", "val/age_bias"} <= set(run.data.metrics)
     assert {artifact.path for artifact in client.list_artifacts(run.info.run_id)} >= ARTIFACTS
+    (model,) = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'")
+    assert model.status == LoggedModelStatus.READY and model.name == "model"
+    assert {m.key: m.value for m in model.metrics}["test/mae"] == run.data.metrics["test/mae"]
+    assert "MLmodel" in {artifact.path for artifact in client.list_logged_model_artifacts(model.model_id)}
 
 
 def test_an_unreachable_server_fails_at_once_before_any_data_is_loaded(tmp_path: Path) -> None:
@@ -311,7 +317,9 @@ def test_basic_auth_with_the_right_credentials(auth_server, tmp_path: Path, monk
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(auth_server.uri)
     _assert_complete(client, _single_run(client, "with-auth"))
-    assert f"open {auth_server.uri} (experiment id" in result.stdout
+    experiment_id = client.get_experiment_by_name("with-auth").experiment_id
+    assert (f"view it: open {auth_server.uri}/#/experiments/{experiment_id}/runs?workflowType=machine_learning\n"
+            in result.stdout)
     _assert_nothing_running(client)
 
 
