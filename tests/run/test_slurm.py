@@ -53,9 +53,10 @@ def _sweep_dir(cwd: Path) -> Path:
 
 
 def _array_tasks(sweep_dir: Path) -> dict[int, str]:
-    """Array task index → Slurm job id (<array>_<index>) of the jobs a sweep submitted."""
-    names = [p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name)]
-    return {int(name.split("_")[1]): name for name in names}
+    """Array task index → Slurm job id (<array>_<index>) of the jobs a sweep submitted; a sweep of one job is
+    submitted as a plain job, task 0 (<job id>)."""
+    names = [p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+(_\d+)?", p.name)]
+    return {int(name.split("_")[1]) if "_" in name else 0: name for name in names}
 
 
 def _sacct(job: str, *fields: str, duplicates: bool = False) -> list[list[str]]:
@@ -237,17 +238,26 @@ def _cancel_for_good(job: str) -> None:
     """`scancel JOB`, then at once what Slurm does KillWait seconds later (10 s on the test cluster): SIGKILL the
     processes of the job's steps. submitit ignores scancel's SIGTERM, and on a quiet machine a quick job can finish
     its run within KillWait, which would make it a job that was not cancelled in time, not one cancelled for good."""
-    (raw_id,) = subprocess.run(["squeue", "-h", "-j", job, "-o", "%A"], capture_output=True, text=True, check=True,
-                               timeout=60).stdout.split()
     # the step processes are listed before scancel: once it is sent, Slurm may already have reaped them, and
     # `scontrol listpids` then fails for a job that has none left (seen in one clean-clone run)
+    pids = _step_processes(job)
+    subprocess.run(["scancel", job], check=True, timeout=60)
+    _sigkill(pids)
+
+
+def _step_processes(job: str) -> list[int]:
+    """The processes of the job's steps (submitit's `srun` runs the job's Python in step 0), not its batch script."""
+    (raw_id,) = subprocess.run(["squeue", "-h", "-j", job, "-o", "%A"], capture_output=True, text=True, check=True,
+                               timeout=60).stdout.split()
     listed = subprocess.run(["scontrol", "listpids", raw_id], capture_output=True, text=True, check=True,
                             timeout=60).stdout
-    subprocess.run(["scancel", job], check=True, timeout=60)
-    for pid, _, step, *_ in (line.split() for line in listed.splitlines()[1:]):
-        if step != "batch":
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+    return [int(pid) for pid, _, step, *_ in (line.split() for line in listed.splitlines()[1:]) if step != "batch"]
+
+
+def _sigkill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -348,3 +358,71 @@ def test_a_job_cancelled_for_good_is_a_killed_child_named_by_the_sweep(preempted
     assert cancelled.info.status == "KILLED"
     assert cancelled.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert "found by the end of its sweep" in cancelled.data.tags["facebias.killed_reason"]
+
+
+@pytest.fixture(scope="session")
+def node_loss_sweep(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A one-job Slurm sweep (seed 0, resume=auto) whose job's processes are SIGKILLed on the node right after its
+    first stage-2 epoch, as a node that loses them does (no USR2, no scancel: nothing the job can catch); the
+    uninterrupted seed-0 run of `preempted_sweep` is its reference (the same run). Returns the sweep folder and the
+    command's output."""
+    cwd = tmp_path_factory.mktemp("node-loss")
+    with (cwd / "sweep.out").open("w") as out:
+        sweep = subprocess.Popen([sys.executable, "-m", "facebias.train", "-m", *PREEMPT_RUN, "seed=0", "resume=auto",
+                                  "hydra/launcher=slurm"], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 600
+        while not list((cwd / "multirun").glob("*/*/.submitit")):
+            assert sweep.poll() is None, (cwd / "sweep.out").read_text()[-3000:]
+            time.sleep(0.2)
+        sweep_dir = _sweep_dir(cwd)
+        log = _job_log(sweep_dir, 0, deadline)
+        epochs = (line for line in _follow(log, deadline) if EPOCH_LINE.match(line))
+        for _ in range(STAGE1_EPOCHS + 1):
+            next(epochs)
+        job = _array_tasks(sweep_dir)[0]
+        _sigkill(_step_processes(job))
+        _release_when_requeued(job, deadline)
+        sweep.wait(timeout=900)
+    finally:
+        if sweep.poll() is None:  # the test failed: leave no job of it behind on Slurm
+            subprocess.run(["scancel", *{p.name.split("_")[0] for p in cwd.glob("multirun/*/*/.submitit/*_*")}],
+                           timeout=60)
+        sweep.kill()
+    output = (cwd / "sweep.out").read_text()
+    assert sweep.returncode == 0, output[-3000:]
+    return sweep_dir, output
+
+
+@pytest.mark.slow
+def test_a_job_killed_on_its_node_is_requeued_and_continues_its_run(node_loss_sweep) -> None:
+    sweep_dir, output = node_loss_sweep
+    job = _array_tasks(sweep_dir)[0]
+    assert [row[0] for row in _sacct(job, "State", duplicates=True)] == ["REQUEUED", "COMPLETED"]
+    assert f"job 0: Slurm job {job} was killed on its node (FAILED, signal 9): requeued (1 of at most 3 times)" \
+        in output, output[-3000:]
+    log = (sweep_dir / ".submitit" / job / f"{job}_0_log.out").read_text()
+    (run,) = [r for r in _sqlite_runs(sweep_dir.parents[2]) if r.data.params.get("seed") == "0"]
+    assert run.info.status == "FINISHED"
+    assert f"resuming run {run.info.run_id} from its checkpoint" in log, "the requeued job continued the same run"
+    resumed = re.search(r"from its checkpoint in \S+ \((stage \d+), (\d+) epoch\(s\) done in it\)", log)
+    assert resumed.group(1) == "stage 2" and int(resumed.group(2)) >= 1, f"killed in stage 2: {resumed.group(0)}"
+
+
+@pytest.mark.slow
+def test_the_job_requeued_after_a_kill_trains_no_epoch_twice_and_ends_as_an_uninterrupted_run(
+        node_loss_sweep, preempted_sweep) -> None:
+    sweep_dir, _ = node_loss_sweep
+    client = MlflowClient(f"sqlite:///{sweep_dir.parents[2] / 'mlruns' / 'mlflow.db'}")
+    (run,) = [r for r in _sqlite_runs(sweep_dir.parents[2]) if r.data.params.get("seed") == "0"]
+    stage_steps = [[m.step for m in client.get_metric_history(run.info.run_id, f"stage{stage}/loss")]
+                   for stage in (1, 2, 3)]
+    assert all(sorted(steps) == list(range(len(steps))) and steps for steps in stage_steps), stage_steps
+    total = sum(map(len, stage_steps))
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "epoch/loss")) == list(range(total))
+    (reference,) = _sqlite_runs(preempted_sweep[1])
+    finals = sorted(key for key in reference.data.metrics if key.startswith(("test/", "val/", "stage")))
+    for key in finals:
+        assert run.data.metrics[key] == pytest.approx(reference.data.metrics[key], rel=1e-4, abs=1e-6), key
+
