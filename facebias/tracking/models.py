@@ -83,6 +83,8 @@ class ModelUpload:
     journal: Sequence[Mapping[str, Any]] = ()
     final: Sequence[str] = ()
     model_id: str | None = None
+    location: str = ""
+    named: bool = False
     uploaded: bool = False
 
     def send(self, client) -> str:
@@ -94,14 +96,16 @@ class ModelUpload:
             created = with_retries(lambda: client.create_logged_model(
                 self.experiment_id, name=MODEL_NAME, source_run_id=self.run_id, params=dict(self.params)),
                 "create the logged model")
-            self.model_id = created.model_id
-            with_retries(lambda: client.log_outputs(self.run_id, [LoggedModelOutput(created.model_id, step=0)]),
+            self.model_id, self.location = created.model_id, created.artifact_location
+        model_id = self.model_id
+        if not self.named:
+            with_retries(lambda: client.log_outputs(self.run_id, [LoggedModelOutput(model_id, step=0)]),
                          "name the model among the run's outputs")
             mlmodel = Model.load(str(self.folder))
-            mlmodel.model_id = mlmodel.model_uuid = created.model_id
-            mlmodel.run_id, mlmodel.artifact_path = self.run_id, created.artifact_location
+            mlmodel.model_id = mlmodel.model_uuid = model_id
+            mlmodel.run_id, mlmodel.artifact_path = self.run_id, self.location
             mlmodel.save(str(self.folder / "MLmodel"))
-        model_id = self.model_id
+            self.named = True
         if not self.uploaded:
             with_retries(lambda: client.log_model_artifacts(model_id, str(self.folder)), "upload the model")
             self.uploaded = True
