@@ -55,8 +55,10 @@ def _sweep_dir(cwd: Path) -> Path:
 def _array_tasks(sweep_dir: Path) -> dict[int, str]:
     """Array task index → Slurm job id (<array>_<index>) of the jobs a sweep submitted; a sweep of one job is
     submitted as a plain job, task 0 (<job id>)."""
-    names = [p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+(_\d+)?", p.name)]
-    return {int(name.split("_")[1]) if "_" in name else 0: name for name in names}
+    names = [p.name for p in (sweep_dir / ".submitit").iterdir()]
+    tasks = {int(name.split("_")[1]): name for name in names if re.fullmatch(r"\d+_\d+", name)}
+    plain = [name for name in names if name.isdigit()]
+    return tasks or ({0: plain[0]} if plain else {})
 
 
 def _sacct(job: str, *fields: str, duplicates: bool = False) -> list[list[str]]:
