@@ -10,6 +10,8 @@
 #   FACEBIAS_TEAM_SERVER_PORT  port (default 5000)
 #   FACEBIAS_TEAM_SERVER_DB    PostgreSQL database and role (default mlflow; the user database is <it>_auth)
 #   FACEBIAS_TEAM_SERVER_WORKERS  server worker processes (default 4)
+#   FACEBIAS_TEAM_SERVER_HEALTHCHECK_S  how long uvicorn waits for a busy worker to answer its health check before it
+#                              restarts it, dropping the requests in flight (default 30; uvicorn's own is 5)
 #   FACEBIAS_TEAM_SERVER_PG_CLUSTER  the PostgreSQL cluster (default main; another name creates that cluster on
 #                              FACEBIAS_TEAM_SERVER_PG_PORT, default 5432: e.g. a server whose database can be
 #                              restarted without touching the others)
@@ -27,6 +29,7 @@ HOST=${FACEBIAS_TEAM_SERVER_HOST:-127.0.0.1}
 PORT=${FACEBIAS_TEAM_SERVER_PORT:-5000}
 DB=${FACEBIAS_TEAM_SERVER_DB:-mlflow}
 WORKERS=${FACEBIAS_TEAM_SERVER_WORKERS:-4}
+HEALTHCHECK_S=${FACEBIAS_TEAM_SERVER_HEALTHCHECK_S:-30}
 START_TIMEOUT_S=${FACEBIAS_TEAM_SERVER_START_TIMEOUT_S:-300}
 AUTH_CACHE_S=${FACEBIAS_TEAM_SERVER_AUTH_CACHE_S:-60}
 PG_VERSION=15
@@ -96,7 +99,8 @@ INI
       MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
       setsid bash -c 'echo $$ >"$0"; exec "$@"' "$STATE/server.pid" python -m mlflow server --app-name basic-auth \
       --backend-store-uri "$store/$DB" --serve-artifacts --artifacts-destination "$STATE/artifacts" \
-      --host "$HOST" --port "$PORT" --workers "$WORKERS" >>"$STATE/server.log" 2>&1 </dev/null &
+      --host "$HOST" --port "$PORT" --workers "$WORKERS" --uvicorn-opts "--timeout-worker-healthcheck $HEALTHCHECK_S" \
+      >>"$STATE/server.log" 2>&1 </dev/null &
     for _ in $(seq 20); do [ -s "$STATE/server.pid" ] && break; sleep 0.1; done
     for _ in $(seq $((START_TIMEOUT_S * 2))); do
       healthy && break
