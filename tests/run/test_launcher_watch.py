@@ -1,0 +1,59 @@
+"""A sweep job started by its launcher dies with it (facebias.run.launcher_watch), in real processes, no TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from facebias.run.launcher_watch import LAUNCHER_PID_ENV
+
+LAUNCHER = """
+import subprocess, sys, time
+from facebias.run.launcher_watch import mark_launcher
+mark_launcher()
+job = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(job.pid, flush=True)
+time.sleep(120)
+"""
+JOB = """
+import time
+from facebias.run.launcher_watch import end_with_launcher
+print(end_with_launcher(), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_job_ends_within_seconds_of_its_launchers_sigkill() -> None:
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, JOB], stdout=subprocess.PIPE, text=True)
+    try:
+        job = int(launcher.stdout.readline())
+        assert launcher.stdout.readline().strip() == "True", "the job watches its launcher"
+        assert _alive(job)
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(job) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(job), "the orphaned job still runs"
+    finally:
+        launcher.kill()
+        launcher.stdout.close()
+
+
+def test_a_process_that_is_not_the_launchers_child_is_not_watched() -> None:
+    env = {**os.environ, LAUNCHER_PID_ENV: str(os.getpid() + 10**6)}
+    result = subprocess.run([sys.executable, "-c", "from facebias.run.launcher_watch import end_with_launcher; "
+                             "print(end_with_launcher())"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.stdout.strip() == "False"
