@@ -1,6 +1,7 @@
-"""The structured-config schema of a run (dataclasses in Hydra's ConfigStore) and its value validation.
+"""A run's config: the schema (dataclasses in Hydra's ConfigStore, defined in facebias.config.schema and
+facebias.config.mitigation, importable from here) and its value validation.
 
-OmegaConf checks the types while Hydra composes; `to_train_config` then converts the composed config to these
+OmegaConf checks the types while Hydra composes; `to_train_config` then converts the composed config to the schema's
 dataclasses and `validate` checks the values, so a bad value stops the run before any data is loaded, with one
 sentence that names the key, the value and what would be accepted.
 """
@@ -8,17 +9,31 @@ sentence that names the key, the value and what would be accepted.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from numbers import Integral
 from typing import Any, cast
 from urllib.parse import urlparse
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from facebias.config.mitigation import CalibrationConfig, SamplingConfig, WeightingConfig, validate_groupings
 from facebias.config.mitigation import check as _check
+from facebias.config.schema import (
+    AppaRealDataConfig,
+    AugmentationConfig,
+    BackboneConfig,
+    HeadConfig,
+    KitArraysDataConfig,
+    ScheduleConfig,
+    StageConfig,
+    StatisticsConfig,
+    SyntheticDataConfig,
+    TrackingConfig,
+    TrainConfig,
+    TrainerConfig,
+)
 from facebias.errors import ConfigError, UnknownKeyError
 from facebias.options import (
     BACKBONES,
@@ -41,158 +56,33 @@ TRACKING_SCHEMES: tuple[str, ...] = ("", "file", "sqlite", "postgresql", "mysql"
 """The URI schemes MLflow's tracking stores accept ("": a folder path; `postgresql+psycopg2` counts as postgresql)."""
 
 
-@dataclass
-class SyntheticDataConfig:
-    """The embedded synthetic dataset (facebias.data.synthetic)."""
-
-    name: str = "synthetic"
-    n_train: int = 4065
-    n_valid: int = 1482
-    n_test: int = 1978
-    image_size: int = 64
-    seed: int = 0
-    cache_dir: str | None = None
-
-
-@dataclass
-class AppaRealDataConfig:
-    """The official APPA-REAL release folder plus the allcategories_*.csv attribute files (facebias.data.appa_real)."""
-
-    name: str = "appa_real"
-    root: str = MISSING
-    attributes_dir: str | None = None
-    crop_suffix: str = "_face.jpg"
-    image_size: int = 224
-    on_bad_image: str = "fail"
-    cache_dir: str | None = None
-
-
-@dataclass
-class KitArraysDataConfig:
-    """The course starting kit's data_*.npy / labels_*.npy / meta_data_*.npy arrays (facebias.data.kit_arrays)."""
-
-    name: str = "kit_arrays"
-    root: str = MISSING
-    channel_order: str = "bgr"
-    allow_object_arrays: bool = False
-    image_size: int = 224
-    cache_dir: str | None = None
-
-
-@dataclass
-class BackboneConfig:
-    """A feature extractor: registry name, input size, preprocessing and optional pretrained weights."""
-
-    name: str = MISSING
-    input_size: int = 64
-    preprocessing: str = "unit"
-    weights: str | None = None
-    widths: list[int] = field(default_factory=list)
-
-
-@dataclass
-class HeadConfig:
-    """The regression head: Dropout(dropout) → Dense(h, ReLU) for h in hidden_units → Dense(1, sigmoid)."""
-
-    name: str = MISSING
-    dropout: float = 0.0
-    hidden_units: list[int] = field(default_factory=list)
-
-
-@dataclass
-class StageConfig:
-    """One fine-tuning stage: which part trains, with which learning rate, for how long."""
-
-    trainable: str = "all"
-    lr: float = 1e-5
-    max_epochs: int = 50
-    patience: int = 5
-    batch_size: int = 32
-
-
-@dataclass
-class ScheduleConfig:
-    """A schedule is a list of stages, run in order by one generic loop."""
-
-    name: str = MISSING
-    stages: list[StageConfig] = field(default_factory=list)
-
-
-@dataclass
-class TrackingConfig:
-    """Where MLflow records. `uri: null` → SQLite at <original cwd>/<store_dir>/mlflow.db (MLFLOW_TRACKING_URI wins)."""
-
-    enabled: bool = True
-    uri: str | None = None
-    store_dir: str = "mlruns"
-    experiment: str = "facebias"
-    offline_after_s: float = 300.0
-    register_as: str | None = None
-    system_metrics: bool = False
-
-
-@dataclass
-class TrainerConfig:
-    """How training runs; the `smoke` option caps epochs, batches, sizes and evaluation for seconds-long runs."""
-
-    name: str = "default"
-    verbose: str = "auto"
-    deterministic: bool = False
-    run_eagerly: bool = False
-    feature_cache: bool = True
-    precision: str = "float32"
-    jit_compile: bool | None = None
-    distribute: str = "none"
-    cpu_devices: int | None = None
-    max_epochs_cap: int | None = None
-    max_train_batches: int | None = None
-    max_batch_size: int | None = None
-    max_input_size: int | None = None
-    max_eval_samples: int | None = None
-    keep_final_model: bool = False
-
-
-@dataclass
-class AugmentationConfig:
-    """Training-batch augmentation (off by default, as in the study): flip, small crop and brightness jitter."""
-
-    enabled: bool = False
-    horizontal_flip: bool = True
-    crop_fraction: float = 0.1
-    brightness: float = 0.1
-
-
-@dataclass
-class StatisticsConfig:
-    """The uncertainty of every score (docs/metrics.md): bootstrap intervals over images, permutation nulls."""
-
-    bootstrap_resamples: int = 1000
-    level: float = 0.95
-    permutations: int = 1000
-    seed: int = 0
-
-
-@dataclass
-class TrainConfig:
-    """A whole run, composed by Hydra from one option of every config group."""
-
-    seed: int = 0
-    description: str = ""
-    pretrained: dict[str, str | None] = field(default_factory=dict)
-    sweep_name: str = "sweep"
-    data: Any = MISSING
-    backbone: BackboneConfig = MISSING
-    head: HeadConfig = MISSING
-    schedule: ScheduleConfig = MISSING
-    weighting: WeightingConfig = MISSING
-    sampling: SamplingConfig = MISSING
-    calibration: CalibrationConfig = MISSING
-    tracking: TrackingConfig = MISSING
-    trainer: TrainerConfig = MISSING
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
-    resume: str | None = None
-
+__all__ = [
+    "SYNTHETIC_IMAGE_SIZES",
+    "TRACKING_SCHEMES",
+    "AppaRealDataConfig",
+    "AugmentationConfig",
+    "BackboneConfig",
+    "CalibrationConfig",
+    "HeadConfig",
+    "KitArraysDataConfig",
+    "SamplingConfig",
+    "ScheduleConfig",
+    "StageConfig",
+    "StatisticsConfig",
+    "SyntheticDataConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "WeightingConfig",
+    "check_whole_number",
+    "register_configs",
+    "stage_key",
+    "stage_label",
+    "to_train_config",
+    "tracking_config",
+    "unknown_key",
+    "validate",
+]
 
 def tracking_config(section: DictConfig | dict[str, Any]) -> TrackingConfig:
     """A composed `tracking` section (or the plain dict it resolves to) as a TrackingConfig."""
