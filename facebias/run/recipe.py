@@ -127,7 +127,8 @@ def run_locked(plan: RunPlan) -> RunResult:
 
 def copy_hydra_files(output_dir: Path, folder: Path) -> None:
     """Hydra's record of the run (.hydra/: the composed config.yaml, the command line's overrides.yaml and
-    hydra.yaml), copied among the artifacts; nothing when Hydra wrote none (a run started in-process)."""
+    hydra.yaml), copied among the artifacts without credentials; nothing when Hydra wrote none (a run started
+    in-process)."""
     source = output_dir / ".hydra"
     if not source.is_dir():
         return
