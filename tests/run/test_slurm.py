@@ -29,6 +29,8 @@ TEST_METRICS = ("test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity
 GRID_PARALLELISM = 2
 GRID_SEEDS = range(3)
 """More jobs than run at once, so that the array's limit shows; small_cnn keeps each job to seconds."""
+GRID_EXPERIMENT = "slurm-grid"
+"""The grid's own MLflow experiment: the team server is shared by every test of the session."""
 EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
 """Keras' line at the end of an epoch (verbose=2)."""
 PREEMPT_RUN = ["trainer=smoke", *QUICK_DATA, "schedule=three_stage", "schedule.stages.0.max_epochs=2",
@@ -74,7 +76,8 @@ def slurm_grid(slurm_cluster: None, team_server: TeamServer, tmp_path_factory: p
     cwd = tmp_path_factory.mktemp("slurm-grid")
     result = subprocess.run(
         [sys.executable, "-m", "facebias.train", "-m", "trainer=smoke", *QUICK_DATA, "sweep_name=seeds",
-         f"seed={','.join(map(str, GRID_SEEDS))}", "hydra/launcher=slurm", "hydra.sweeper.max_batch_size=null",
+         f"tracking.experiment={GRID_EXPERIMENT}", f"seed={','.join(map(str, GRID_SEEDS))}", "hydra/launcher=slurm",
+         "hydra.sweeper.max_batch_size=null",
          f"hydra.launcher.array_parallelism={GRID_PARALLELISM}"],
         cwd=cwd, capture_output=True, text=True, env={**os.environ, **team_server.env()}, timeout=1500)
     (cwd / "sweep.log").write_text(result.stdout + result.stderr)
@@ -91,7 +94,7 @@ def server_client(team_server: TeamServer, monkeypatch: pytest.MonkeyPatch) -> M
 
 
 def _grid_runs(client: MlflowClient) -> tuple:
-    experiment = client.get_experiment_by_name("facebias")
+    experiment = client.get_experiment_by_name(GRID_EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [run for run in runs if run.data.tags.get("facebias.role") == "sweep"]
     children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -127,8 +130,12 @@ def test_the_grid_records_every_run_into_postgresql(slurm_grid: Path, server_cli
     assert sorted(int(c.data.params["seed"]) for c in children) == list(GRID_SEEDS)
     assert {c.info.status for c in children} == {"FINISHED"}
     # the rows are in PostgreSQL itself: the parent and its children finished, each child with its 5 test metrics
-    assert team_server.sql("SELECT status, count(*) FROM runs GROUP BY status") == [f"FINISHED|{len(GRID_SEEDS) + 1}"]
-    counts = team_server.sql("SELECT count(DISTINCT run_uuid) FROM latest_metrics WHERE key IN "
+    grid_runs = (f"SELECT run_uuid FROM runs WHERE experiment_id = (SELECT experiment_id FROM experiments "
+                 f"WHERE name = '{GRID_EXPERIMENT}')")
+    assert team_server.sql(f"SELECT status, count(*) FROM runs WHERE run_uuid IN ({grid_runs}) GROUP BY status") == [
+        f"FINISHED|{len(GRID_SEEDS) + 1}"]
+    counts = team_server.sql(f"SELECT count(DISTINCT run_uuid) FROM latest_metrics WHERE run_uuid IN ({grid_runs}) "
+                             "AND key IN "
                              f"({', '.join(repr(m) for m in TEST_METRICS)}) GROUP BY key")
     assert counts == [str(len(GRID_SEEDS))] * len(TEST_METRICS)
     for child in children:
@@ -144,9 +151,9 @@ def test_the_grid_records_every_run_into_postgresql(slurm_grid: Path, server_cli
 def test_the_report_against_the_server_reproduces_the_sweeps_table(
     slurm_grid: Path, server_client: MlflowClient, team_server: TeamServer, tmp_path: Path
 ) -> None:
-    result = subprocess.run([sys.executable, "-m", "facebias.report", "--tracking-uri", team_server.uri, "--out",
-                             str(tmp_path / "report"), "--no-log"], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, **team_server.env()}, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "facebias.report", "--tracking-uri", team_server.uri, "--experiment",
+                             GRID_EXPERIMENT, "--out", str(tmp_path / "report"), "--no-log"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, **team_server.env()}, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = _grid_runs(server_client)
     attached = server_client.download_artifacts(parent.info.run_id, "report/results.csv", str(tmp_path))
