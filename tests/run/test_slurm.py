@@ -31,6 +31,8 @@ GRID_SEEDS = range(3)
 """More jobs than run at once, so that the array's limit shows; small_cnn keeps each job to seconds."""
 GRID_EXPERIMENT = "slurm-grid"
 """The grid's own MLflow experiment: the team server is shared by every test of the session."""
+SACCT_WAIT_S = 60
+"""How long a job that ran may take to reach Slurm's accounting database."""
 EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
 """Keras' line at the end of an epoch (verbose=2)."""
 PREEMPT_RUN = ["trainer=smoke", *QUICK_DATA, "schedule=three_stage", "schedule.stages.0.max_epochs=2",
@@ -64,9 +66,15 @@ def _array_tasks(sweep_dir: Path) -> dict[int, str]:
 
 
 def _sacct(job: str, *fields: str, duplicates: bool = False) -> list[list[str]]:
+    """The accounting rows of a job that ran: slurmctld hands them to slurmdbd on its own time, so an empty answer
+    is asked again (for up to SACCT_WAIT_S) rather than taken for "no such job"."""
     command = ["sacct", "-j", job, "-X", "-n", "-P", "-o", ",".join(fields), *(["-D"] if duplicates else [])]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
-    return [line.split("|") for line in output.splitlines()]
+    deadline = time.monotonic() + SACCT_WAIT_S
+    while True:
+        output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+        if output.strip() or time.monotonic() > deadline:
+            return [line.split("|") for line in output.splitlines()]
+        time.sleep(1)
 
 
 @pytest.fixture(scope="session")
