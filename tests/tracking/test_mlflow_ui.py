@@ -266,6 +266,33 @@ def _open_parent(page: Page, url: str, children: dict[str, Run]) -> None:
         assert f"{run.data.metrics['test/mae']:.4f}" in text, f"{row}: test/mae not shown as stored"
 
 
+@contextlib.contextmanager
+def _fresh_page(profile: Path, viewport: dict[str, int], server: MlflowServer, evidence: str) -> Iterator[Page]:
+    """A page of headless Chromium with a fresh profile, as a new user's browser; on any failure the page's
+    screenshot and the server's log are kept (under `evidence`) and the failure goes on."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport=viewport)
+        try:
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            try:
+                yield page
+            except BaseException:
+                saved = _save_evidence(page, server, evidence)
+                print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
+                raise
+        finally:
+            context.close()
+
+
+def _screenshot_folder(tmp_path: Path) -> Path:
+    """docs/images/ when FACEBIAS_UPDATE_SCREENSHOTS=1 (the docs' pictures), else a folder of the test's own."""
+    folder = README_SCREENSHOTS if os.environ.get("FACEBIAS_UPDATE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
 def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
@@ -274,32 +301,15 @@ def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
     experiment_id, parent, children = _sweep_runs(quick_grid_store)
     expected = {run.info.run_id: run for run in children}
 
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile", executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 2560, "height": 1440},
-        )
-        try:
-            page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            try:
-                _open_runs_table(page, f"{mlflow_server.url}/#/experiments/{experiment_id}",
-                                 parent.info.run_id, set(expected))
-                problems = _table_problems(page.evaluate(READ_RUNS_TABLE_JS), parent, expected)
-                assert not problems, "\n".join(problems)
-                screenshots = (README_SCREENSHOTS if os.environ.get("FACEBIAS_UPDATE_SCREENSHOTS") == "1"
-                               else tmp_path / "screenshots")
-                screenshots.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=screenshots / "mlflow-sweep-runs.png")
-                _open_parent(page, f"{mlflow_server.url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}",
-                             expected)
-                page.screenshot(path=screenshots / "mlflow-sweep-parent.png")
-            except BaseException:
-                saved = _save_evidence(page, mlflow_server, "test_mlflow_ui")
-                print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
-                raise
-        finally:
-            context.close()
+    screenshots = _screenshot_folder(tmp_path)
+    with _fresh_page(tmp_path / "chromium-profile", {"width": 2560, "height": 1440}, mlflow_server,
+                     "test_mlflow_ui") as page:
+        _open_runs_table(page, f"{mlflow_server.url}/#/experiments/{experiment_id}", parent.info.run_id, set(expected))
+        problems = _table_problems(page.evaluate(READ_RUNS_TABLE_JS), parent, expected)
+        assert not problems, "\n".join(problems)
+        page.screenshot(path=screenshots / "mlflow-sweep-runs.png")
+        _open_parent(page, f"{mlflow_server.url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}", expected)
+        page.screenshot(path=screenshots / "mlflow-sweep-parent.png")
 
 
 SWEEP_VIEW = re.compile(r"view the sweep's runs: mlflow ui --backend-store-uri (\S+) and open (\S+)")
@@ -383,30 +393,14 @@ def test_the_printed_link_opens_model_training_with_the_models_and_the_grouped_c
     experiment_id, parent, children = _sweep_runs(quick_grid_store)
     expected = {run.info.run_id: run for run in children}
     link = _printed_link(quick_grid_store, experiment_id, parent.info.run_id)
-    screenshots = (README_SCREENSHOTS if os.environ.get("FACEBIAS_UPDATE_SCREENSHOTS") == "1"
-                   else tmp_path / "screenshots")
-    screenshots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile", executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1000},
-        )
-        try:
-            page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.add_locator_handler(
-                page.locator('[data-component-type="popover"]').get_by_role("button", name="Got it"),
-                lambda tip: tip.click())
-            try:
-                page.goto(link.replace(UI_DEFAULT, mlflow_server.url, 1))
-                _check_model_training_mode(page, experiment_id, expected)
-                _open_grouped_chart(page, expected)
-                page.screenshot(path=screenshots / "mlflow-sweep-chart.png")
-                _check_models_tab(page, experiment_id, expected)
-                page.screenshot(path=screenshots / "mlflow-sweep-models.png")
-            except BaseException:
-                saved = _save_evidence(page, mlflow_server, "test_mlflow_ui_link")
-                print(f"MLflow UI evidence kept in: {', '.join(map(str, saved))}")
-                raise
-        finally:
-            context.close()
+    screenshots = _screenshot_folder(tmp_path)
+    with _fresh_page(tmp_path / "chromium-profile", {"width": 1600, "height": 1000}, mlflow_server,
+                     "test_mlflow_ui_link") as page:
+        page.add_locator_handler(page.locator('[data-component-type="popover"]').get_by_role("button", name="Got it"),
+                                 lambda tip: tip.click())
+        page.goto(link.replace(UI_DEFAULT, mlflow_server.url, 1))
+        _check_model_training_mode(page, experiment_id, expected)
+        _open_grouped_chart(page, expected)
+        page.screenshot(path=screenshots / "mlflow-sweep-chart.png")
+        _check_models_tab(page, experiment_id, expected)
+        page.screenshot(path=screenshots / "mlflow-sweep-models.png")
