@@ -120,7 +120,8 @@ def build_run_model(config: TrainConfig, image_size: tuple[int, int]) -> tuple[k
     strategy = distribution_strategy(config.trainer)
     input_size = effective_input_size(config.backbone, config.trainer)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_model(config.backbone, config.head, image_size, input_size)
+        model = build_model(config.backbone, config.head, image_size, input_size,
+                            truncate_backbone=config.trainer.truncate_backbone)
     return model, strategy
 
 

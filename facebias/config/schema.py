@@ -119,6 +119,7 @@ class TrainerConfig:
     max_batch_size: int | None = None
     max_input_size: int | None = None
     max_eval_samples: int | None = None
+    truncate_backbone: bool = False
     keep_final_model: bool = False
 
 

@@ -16,6 +16,8 @@ from facebias.config import BackboneConfig
 from facebias.errors import ConfigError, WeightsError
 
 MIN_INPUT_SIZE = 75
+FIRST_BLOCK_END = "mixed_5b"
+"""The stem and the first Inception block (320 channels), before the 10 Inception-ResNet-A blocks."""
 FEATURES = 1536
 IMAGENET_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
 

@@ -27,6 +27,8 @@ from facebias.errors import ConfigError, WeightsError
 logger = logging.getLogger("facebias.models")
 
 MIN_INPUT_SIZE = 32
+FIRST_BLOCK_END = "conv2_1_relu"
+"""The stem and the first bottleneck block (256 channels)."""
 FEATURES = 512
 BN_EPSILON = 1e-3
 # (stage, number of bottleneck blocks, bottleneck width); a block outputs 4 x width channels.

@@ -10,8 +10,10 @@ import keras
 import numpy as np
 import pytest
 
+from facebias.config import BackboneConfig
 from facebias.errors import ConfigError, WeightsError
 from facebias.models import inception_resnet_v2, resnet50_vggface2
+from facebias.models.registry import build_backbone
 
 Layers = list[tuple[str, list[tuple[str, np.ndarray]]]]
 
@@ -202,3 +204,38 @@ def test_inception_imagenet_loads_the_cached_file(
 def test_inception_weights_path_must_exist(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match=r"nowhere\.h5"):
         inception_resnet_v2.build(75, str(tmp_path / "nowhere.h5"))
+
+
+def test_a_truncated_resnet_is_its_first_block_average_pooled_with_the_files_weights(
+    resnet: keras.Model, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    saved = [(vggface_name(layer.name), [rng.standard_normal(w.shape).astype("float32") for w in layer.weights])
+             for layer in resnet.layers if layer.weights]
+    path = tmp_path / "vggface2.h5"
+    write_keras2_weights(path, [as_file_layer(name, values) for name, values in saved])
+    config = BackboneConfig(name="resnet50", input_size=224, preprocessing="vggface2", weights=str(path))
+    truncated = build_backbone(config, 32, truncate=True)
+    whole = build_backbone(config, 32)
+    assert truncated.name == "backbone"
+    assert truncated.output.shape == (None, 256)
+    kept = {layer.name for layer in truncated.layers if layer.weights}
+    first_block_layers = {layer.name for layer in whole.layers if layer.name.startswith(("conv1", "conv2_1"))}
+    assert kept == {layer.name for layer in whole.layers if layer.weights} & first_block_layers
+    images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    first_block = keras.Model(whole.input, whole.get_layer(resnet50_vggface2.FIRST_BLOCK_END).output)
+    expected = keras.ops.convert_to_numpy(first_block(images)).mean(axis=(1, 2))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(truncated(images)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_truncated_inception_keeps_its_stem_and_first_block_and_small_cnn_stays_whole() -> None:
+    config = BackboneConfig(name="inception_resnet_v2", input_size=299, preprocessing="inception", weights=None)
+    truncated = build_backbone(config, 75, truncate=True)
+    assert truncated.output.shape == (None, 320)
+    names = [layer.name for layer in truncated.layers]
+    assert names[-2:] == [inception_resnet_v2.FIRST_BLOCK_END, "first_block_pool"]
+    assert not any(name.startswith(("block35", "block17", "block8")) for name in names)
+    assert sum(isinstance(layer, keras.layers.Conv2D) for layer in truncated.layers) == 5 + 7
+    small = BackboneConfig(name="small_cnn", input_size=64, preprocessing="unit", weights=None, widths=[8, 16])
+    assert [layer.name for layer in build_backbone(small, 32, truncate=True).layers] == [
+        layer.name for layer in build_backbone(small, 32).layers]

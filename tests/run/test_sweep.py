@@ -65,6 +65,7 @@ def test_grid_is_one_parent_with_eight_children(quick_grid_store: Path) -> None:
     assert (exp7.data.params["backbone.name"], exp7.data.params["head.name"]) == ("resnet50", "mlp")
     assert [exp7.data.params[f"schedule.stages.{k}.trainable"] for k in (0, 1, 2)] == ["head", "backbone", "all"]
     assert by_experiment["exp2_irv2_linear_one_stage"].data.params["backbone.name"] == "inception_resnet_v2"
+    assert {child.data.params["trainer.truncate_backbone"] for child in children} == {"True"}, "quick mode says so"
 
 
 @pytest.mark.slow
