@@ -117,6 +117,10 @@ RUN_CASES = [
     (["tracking.uri=http://127.0.0.1:9"], TrackingError,
      "cannot reach the MLflow tracking server at http://127.0.0.1:9 (connection refused): start it, or point "
      "tracking.uri (or MLFLOW_TRACKING_URI) at a running server."),
+    (["tracking.uri=postgresql://alice@127.0.0.1:9/facebias"], TrackingError,
+     "cannot connect to the database of the MLflow tracking store postgresql://alice@127.0.0.1:9/facebias (connection "
+     'failed: connection to server at "127.0.0.1", port 9 failed: Connection refused): start it, check the user and '
+     "database, or point tracking.uri at one that runs."),
 ]
 
 SWEEP_CASES = [
@@ -192,4 +196,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 37
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 38

@@ -51,12 +51,14 @@ from facebias.redaction import redacted
 
 SYNTHETIC_IMAGE_SIZES: tuple[int, int] = (32, 1024)
 """The smallest and largest side (pixels) of a synthetic image."""
-TRACKING_SCHEMES: tuple[str, ...] = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
-                                     "databricks")
+DATABASE_SCHEMES: tuple[str, ...] = ("postgresql", "mysql", "mssql")
+"""Database servers MLflow's SQLAlchemy store reaches over the network (a `+driver` suffix allowed)."""
+TRACKING_SCHEMES: tuple[str, ...] = ("", "file", "sqlite", *DATABASE_SCHEMES, "http", "https", "databricks")
 """The URI schemes MLflow's tracking stores accept ("": a folder path; `postgresql+psycopg2` counts as postgresql)."""
 
 
 __all__ = [
+    "DATABASE_SCHEMES",
     "SYNTHETIC_IMAGE_SIZES",
     "TRACKING_SCHEMES",
     "AppaRealDataConfig",

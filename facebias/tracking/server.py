@@ -2,8 +2,10 @@
 
 A tracking server (http:// or https://) is asked for `<uri>/health` through MLflow's own HTTP client (so with its
 credentials and TLS settings: MLFLOW_TRACKING_INSECURE_TLS, ..._SERVER_CERT_PATH, ..._CLIENT_CERT_PATH), without
-retries and within 5 seconds. `unreachable_reason` tells a server that is away from one that refused a request;
-`fail_fast_http` turns off MLflow's minutes of retries for a caller that retries by itself.
+retries and within 5 seconds. A database store (postgresql://, mysql://, mssql://) is connected to once, by its
+driver, before MLflow opens it: MLflow retries a database it cannot connect to for about 100 seconds.
+`unreachable_reason` tells a server that is away from one that refused a request; `fail_fast_http` turns off MLflow's
+minutes of retries for a caller that retries by itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from facebias.config import DATABASE_SCHEMES
 from facebias.errors import TrackingError
 from facebias.redaction import redacted
 
@@ -36,6 +39,28 @@ FAIL_FAST_HTTP: dict[str, str] = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLO
 def is_http(tracking_uri: str) -> bool:
     """Whether the store is a tracking server (http:// or https://)."""
     return tracking_uri.startswith(HTTP_SCHEMES)
+
+
+def is_database(tracking_uri: str) -> bool:
+    """Whether the store is a database server (`postgresql://…`, `mysql+pymysql://…`, `mssql://…`)."""
+    return tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES
+
+
+def check_database(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise TrackingError, naming the URI and the driver's reason, unless the database accepts one connection."""
+    import sqlalchemy
+
+    timeouts = {"connect_timeout": int(timeout)} if not tracking_uri.startswith("mssql") else {}
+    try:
+        engine = sqlalchemy.create_engine(tracking_uri, poolclass=sqlalchemy.pool.NullPool, connect_args=timeouts)
+        with engine.connect():
+            pass
+    except Exception as error:
+        reason = redacted(short_error(getattr(error, "orig", None) or error))
+        raise TrackingError(f"cannot connect to the database of the MLflow tracking store {redacted(tracking_uri)} "
+                            f"({reason}): start it, check the user and database, or point tracking.uri at one that "
+                            "runs.") from None
+    engine.dispose()
 
 
 def probe_server(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
-from facebias.tracking.server import access_error, check_server, is_http
+from facebias.tracking.server import access_error, check_database, check_server, is_database, is_http
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,14 @@ def get_or_create_experiment(client, name: str, artifact_location: str | None) -
 def open_client(tracking_uri: str, experiment: str, artifact_location: str | None = None):
     """An MlflowClient on `tracking_uri` and the id of `experiment` (created if needed); one sentence on failure.
 
-    A tracking server is probed first, so that an unreachable one fails within seconds rather than after MLflow's
-    minutes of retries; credentials come from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+    A tracking server or a database is probed first, so that an unreachable one fails within seconds rather than
+    after MLflow's minutes of retries; a server's credentials come from MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD.
     """
     if is_http(tracking_uri):
         check_server(tracking_uri)
+    elif is_database(tracking_uri):
+        check_database(tracking_uri)
     try:
         client = client_for(tracking_uri)
         return client, get_or_create_experiment(client, experiment, artifact_location)
