@@ -33,18 +33,21 @@ def three_stage_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sub
     return cwd, _train(cwd, "schedule=three_stage", "head=linear", python_options=IMPORTTIME)
 
 
+@pytest.mark.slow
 def test_a_run_imports_keras_without_scikit_learn(three_stage_run) -> None:
     _, result = three_stage_run
     assert {"tensorflow", "keras"} <= imported_packages(result.stderr)
     assert not loaded_sklearn(result.stderr)
 
 
+@pytest.mark.slow
 def test_a_run_writes_no_native_tensorflow_log_line(three_stage_run) -> None:
     _, result = three_stage_run
     lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
     assert [line for line in lines if NATIVE_LOG_LINE.match(line) or "cuInit" in line or ".cc:" in line] == []
 
 
+@pytest.mark.slow
 def test_run_records_params_tags_and_status(three_stage_run) -> None:
     cwd, result = three_stage_run
     client, runs = store_runs(cwd)
@@ -78,6 +81,7 @@ def test_run_records_params_tags_and_status(three_stage_run) -> None:
     assert f"model: models:/{model.model_id} (predict with" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_records_per_stage_and_global_curves(three_stage_run) -> None:
     cwd, _ = three_stage_run
     client, runs = store_runs(cwd)
@@ -94,6 +98,7 @@ def test_run_records_per_stage_and_global_curves(three_stage_run) -> None:
     assert [m.value for m in global_curve][stage_epochs[0] : stage_epochs[0] + stage_epochs[1]] == stage2
 
 
+@pytest.mark.slow
 def test_run_records_final_metrics_and_artifacts(three_stage_run) -> None:
     cwd, _ = three_stage_run
     client, runs = store_runs(cwd)
