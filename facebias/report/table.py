@@ -19,7 +19,7 @@ import pandas as pd
 
 from facebias.config import stage_key
 from facebias.errors import ReportError
-from facebias.identity import ENVIRONMENT_TAGS
+from facebias.identity import ENVIRONMENT_TAGS, TRIAL_TAG
 from facebias.metrics.uncertainty import percentile_interval
 from facebias.options import BACKBONES, HEADS, Registry
 from facebias.report.replicates import experiment_replicates, same_images
@@ -73,15 +73,19 @@ def _present(value: object) -> bool:
 
 
 def experiment_names(children: pd.DataFrame) -> pd.Series:
-    """The experiment of each run: tag `facebias.experiment`, else the run name, else the run id."""
+    """The experiment of each run: tag `facebias.experiment`, else `trial <n>` (a search's trial, whose runs are its
+    seeds: trials that differ only in a learning rate or a dropout share their run names), else the run name, else
+    the run id."""
     names = []
-    for tag, run_name, run_id in zip(
+    for tag, trial, run_name, run_id in zip(
         _column(children, "tags.facebias.experiment"),
+        _column(children, f"tags.{TRIAL_TAG}"),
         _column(children, "tags.mlflow.runName"),
         _column(children, "run_id"),
         strict=True,
     ):
-        names.append(next((str(v) for v in (tag, run_name, run_id) if _present(v)), "?"))
+        trial = f"trial {trial}" if _present(trial) else None
+        names.append(next((str(v) for v in (tag, trial, run_name, run_id) if _present(v)), "?"))
     return pd.Series(names, index=children.index, dtype=object)
 
 

@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 import facebias.identity as identity
 from facebias.config import tracking_config
 from facebias.errors import FacebiasError
-from facebias.identity import config_fingerprint, sweep_key
+from facebias.identity import TRIAL_TAG, config_fingerprint, sweep_key
 from facebias.io import write_json, write_text
 from facebias.liveness import mark_dead_children
 from facebias.redaction import redacted_config, redacted_text
@@ -53,8 +53,6 @@ BIAS_OBJECTIVE = "val/mean_bias"
 """The second objective of a two-objective search (+search=fair_pareto): the mean of the four validation biases."""
 TRIAL_ENV = "FACEBIAS_SEARCH_TRIAL"
 """Set by the search's sweeper (facebias.search) in each job of a trial, via hydra.job.env_set: the trial's number."""
-TRIAL_TAG = "facebias.trial"
-"""On a job's run in a search: the number of the Optuna trial it is a seed of."""
 
 
 def sweep_objectives(sweeper: Any) -> tuple[str, ...]:

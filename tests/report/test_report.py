@@ -126,6 +126,17 @@ def test_missing_experiment_tag_falls_back_to_run_name() -> None:
     assert list(table["n"]) == [2]
 
 
+
+def test_a_searchs_trials_are_rows_of_their_own_even_with_the_same_run_names() -> None:
+    # Two trials of one search, two seeds each, differing only in a learning rate: their run names are the same.
+    rows = [make_run(f"t{trial}s{seed}", None, seeded_metrics(9.0 + 3 * trial, seed), seed=seed,
+                     tags={"facebias.trial": str(trial)}) for trial in (0, 1) for seed in (0, 1)]
+    table = results_table(pd.DataFrame(rows))
+    assert list(table["Experiment"]) == ["trial 0", "trial 1"]
+    assert list(table["n"]) == [2, 2]
+    assert list(table["MAE"]) == pytest.approx([9.0 + 0.37 / 2, 12.0 + 0.37 / 2])
+
+
 def test_natural_order() -> None:
     names = ["exp10_a", "exp2_b", "exp1_c", "adhoc"]
     assert sorted(names, key=natural_key) == ["adhoc", "exp1_c", "exp2_b", "exp10_a"]
