@@ -46,6 +46,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _gone_within(pid: int, limit_s: float = 30.0) -> bool:
+    """Whether process `pid` has ended (or is a zombie) within `limit_s` seconds."""
+    deadline = time.monotonic() + limit_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
 def test_a_job_ends_within_seconds_of_its_launchers_sigkill() -> None:
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, JOB], stdout=subprocess.PIPE, text=True)
     try:
@@ -54,10 +62,7 @@ def test_a_job_ends_within_seconds_of_its_launchers_sigkill() -> None:
         assert _alive(job)
         launcher.send_signal(signal.SIGKILL)
         launcher.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _alive(job) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(job), "the orphaned job still runs"
+        assert _gone_within(job), "the orphaned job still runs"
     finally:
         launcher.kill()
         launcher.stdout.close()
@@ -79,10 +84,7 @@ def test_a_job_that_starts_after_its_launcher_died_ends_before_it_trains() -> No
         launcher.wait(timeout=30)
         rest = launcher.stdout.read()
         assert "trained" not in rest, "the orphaned job went on to train"
-        deadline = time.monotonic() + 30
-        while _alive(job) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(job), "the job closed its output but goes on running"
+        assert _gone_within(job), "the job closed its output but goes on running"
     finally:
         launcher.kill()
         launcher.stdout.close()
