@@ -34,7 +34,7 @@ from conftest import REPO_ROOT
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow_server import SERVER_ENVIRONMENT
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ARTIFACT_DIR = REPO_ROOT / "test-artifacts"
@@ -48,6 +48,9 @@ CHROMIUM_ARGS = [
 PARENT_NAME = "paper_grid_quick"
 TEST_METRICS = ["test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias"]
 SERVER_START_TIMEOUT_S = 90.0
+UI_WAIT_MS = 30_000
+"""How long a check waits for the page to show what it expects: the count of matching runs can show before the
+rows do (a clean-clone run saw the parent's link missing right after "9 matching runs"), and the machine is shared."""
 UI_TIMEOUT_MS = 60_000
 
 # Collects the rendered AG Grid rows of the runs table. A row is split over the pinned-left and the scrolling
@@ -338,10 +341,10 @@ def _check_model_training_mode(page: Page, experiment_id: str, children: dict[st
     runs = navigation.get_by_role("link", name="Runs", exact=True)
     runs.wait_for()
     assert f"/experiments/{experiment_id}/runs?workflowType=machine_learning" in (runs.get_attribute("href") or "")
-    assert navigation.get_by_role("link", name="Models", exact=True).count() == 1
-    assert navigation.get_by_role("link", name="Overview").count() == 0, "GenAI's navigation"
+    expect(navigation.get_by_role("link", name="Models", exact=True)).to_have_count(1, timeout=UI_WAIT_MS)
+    expect(navigation.get_by_role("link", name="Overview"), "GenAI's navigation").to_have_count(0)
     page.get_by_text(f"{len(children) + 1} matching runs").wait_for()  # the children and the parent nesting them
-    assert page.get_by_role("link", name=PARENT_NAME, exact=True).count() == 1
+    expect(page.get_by_role("link", name=PARENT_NAME, exact=True)).to_have_count(1, timeout=UI_WAIT_MS)
 
 
 def _open_grouped_chart(page: Page, children: dict[str, Run]) -> None:
@@ -381,8 +384,8 @@ def _check_models_tab(page: Page, experiment_id: str, children: dict[str, Run]) 
     page.wait_for_url(re.compile(rf"/experiments/{experiment_id}/models"))
     for run_id in children:
         page.locator(f"a[href$='/runs/{run_id}']").first.wait_for()
-    assert page.get_by_role("link", name="model", exact=True).count() == len(children)
-    assert page.get_by_text("Ready", exact=True).count() == len(children)
+    expect(page.get_by_role("link", name="model", exact=True)).to_have_count(len(children), timeout=UI_WAIT_MS)
+    expect(page.get_by_text("Ready", exact=True)).to_have_count(len(children), timeout=UI_WAIT_MS)
 
 
 @pytest.mark.slow
