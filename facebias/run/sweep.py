@@ -118,12 +118,20 @@ class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Reach the store and open the parent before any job is launched: a store that cannot be used (unreachable,
         no login, refused credentials) ends the sweep command with its one sentence and exit status 1 (Hydra turns a
-        callback's exception into a warning and launches the jobs all the same; SystemExit passes through it)."""
+        callback's exception into a warning and launches the jobs all the same; SystemExit passes through it). So does
+        a sweep folder that cannot be written (a full disk): its jobs would not find their parent and would train as
+        runs of their own, so the parent, if opened, ends FAILED with the sentence and no job is launched."""
         mark_launcher()
         try:
             self._open_parent(config)
         except FacebiasError as error:
             print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except OSError as error:
+            message = f"cannot write the sweep's folder {config.hydra.sweep.dir}: {error.strerror or error}"
+            if self.store is not None and self.parent_run_id is not None:
+                end_run(self.store, self.parent_run_id, "FAILED", {"error": message})
+            print(f"error: {message}", file=sys.stderr)
             raise SystemExit(1) from None
         self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
 
@@ -140,7 +148,7 @@ class SweepTracking(Callback):
             store, name,
             where={identity.SWEEP_KEY_TAG: sweep_key(task_overrides, store.experiment)},
             tags={**tags, identity.SWEEP_ROLE_TAG: identity.SWEEP_PARENT_ROLE},
-            reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG],
+            reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG, "error"],
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_json(sweep_dir / PARENT_FILE, {"parent_run_id": self.parent_run_id})

@@ -17,6 +17,7 @@ from conftest import (
     compose_train,
     imported_packages,
     kill_at,
+    last_message,
     run_facebias,
 )
 from mlflow.tracking import MlflowClient
@@ -242,3 +243,20 @@ def test_a_sweep_whose_every_job_failed_exits_1_also_without_tracking(tmp_path: 
         "facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)")
     assert _outcomes(tmp_path) == {0: "failed", 1: "failed"}
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_sweep_whose_folder_cannot_be_written_fails_its_parent_and_launches_nothing(tmp_path: Path) -> None:
+    # A full disk did this in a chaos soak: the parent file could not be written, Hydra turned the error into a
+    # warning and launched the jobs, which found no parent and trained as runs of their own.
+    (tmp_path / "blocked").write_text("a file where the sweep's folder should be")
+    result = run_facebias(tmp_path, "-m", "trainer=smoke", *QUICK_DATA, "seed=0,1", "hydra.sweep.dir=blocked/sweep",
+                          python_options=IMPORTTIME)
+    assert result.returncode == 1
+    message = "cannot write the sweep's folder blocked/sweep: Not a directory"
+    assert last_message(result.stderr) == f"error: {message}"
+    assert "Traceback" not in result.stderr
+    assert not imported_packages(result.stderr) & TENSORFLOW, "no job was launched"
+    client, experiment_id = _client(tmp_path)
+    (parent,) = client.search_runs([experiment_id])
+    assert (parent.data.tags["facebias.role"], parent.info.status, parent.data.tags["error"]) == (
+        "sweep", "FAILED", message)
