@@ -45,6 +45,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(),
+                                    reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
 PARENT_NAME = "paper_grid_quick"
 TEST_METRICS = ["test/mae", "test/age_bias", "test/gender_bias", "test/ethnicity_bias", "test/expression_bias"]
 SERVER_START_TIMEOUT_S = 90.0
@@ -297,7 +299,7 @@ def _screenshot_folder(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
+@NEEDS_CHROMIUM
 def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
     quick_grid_store: Path, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
@@ -389,7 +391,7 @@ def _check_models_tab(page: Page, experiment_id: str, children: dict[str, Run]) 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (Debian's `chromium` package; CI installs it)")
+@NEEDS_CHROMIUM
 def test_the_printed_link_opens_model_training_with_the_models_and_the_grouped_chart(
     quick_grid_store: Path, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
