@@ -148,8 +148,8 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def _sweep_runs(store_dir: Path) -> tuple[str, Run, list[Run]]:
-    """Experiment id, parent run and child runs of the sweep, read from the store."""
+def _sweep_runs(store_dir: Path) -> tuple[str, Run, dict[str, Run]]:
+    """Experiment id, parent run and child runs (by run id) of the sweep, read from the store."""
     client = MlflowClient(f"sqlite:///{store_dir / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facebias")
     assert experiment is not None
@@ -162,7 +162,7 @@ def _sweep_runs(store_dir: Path) -> tuple[str, Run, list[Run]]:
     ]
     for child in children:
         assert set(TEST_METRICS) <= set(child.data.metrics), child.info.run_name
-    return experiment.experiment_id, parent, children
+    return experiment.experiment_id, parent, {run.info.run_id: run for run in children}
 
 
 def _shows(text: str, value: float) -> bool:
@@ -303,8 +303,7 @@ def _screenshot_folder(tmp_path: Path) -> Path:
 def test_mlflow_ui_shows_sweep_parent_children_and_test_metrics(
     quick_grid_store: Path, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
-    experiment_id, parent, children = _sweep_runs(quick_grid_store)
-    expected = {run.info.run_id: run for run in children}
+    experiment_id, parent, expected = _sweep_runs(quick_grid_store)
 
     screenshots = _screenshot_folder(tmp_path)
     with _fresh_page(tmp_path / "chromium-profile", {"width": 2560, "height": 1440}, mlflow_server,
@@ -395,8 +394,7 @@ def _check_models_tab(page: Page, experiment_id: str, children: dict[str, Run]) 
 def test_the_printed_link_opens_model_training_with_the_models_and_the_grouped_chart(
     quick_grid_store: Path, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
-    experiment_id, parent, children = _sweep_runs(quick_grid_store)
-    expected = {run.info.run_id: run for run in children}
+    experiment_id, parent, expected = _sweep_runs(quick_grid_store)
     link = _printed_link(quick_grid_store, experiment_id, parent.info.run_id)
     screenshots = _screenshot_folder(tmp_path)
     with _fresh_page(tmp_path / "chromium-profile", {"width": 1600, "height": 1000}, mlflow_server,
