@@ -19,7 +19,10 @@ def group_keys(attributes: pd.DataFrame, columns: Sequence[str] = GROUP_COLUMNS)
     missing = [c for c in columns if c not in attributes.columns]
     if missing:
         raise ValueError(f"attributes lack the column(s) {missing} needed for group weights")
-    return attributes[list(columns)].astype(str).agg("|".join, axis=1)
+    if not columns:
+        raise ValueError("group keys need at least one attribute column")
+    text = attributes[list(columns)].astype(str)
+    return text.iloc[:, 0].str.cat(text.iloc[:, 1:], sep="|").rename(None)
 
 
 def group_codes(attributes: pd.DataFrame, columns: Sequence[str] = GROUP_COLUMNS) -> tuple[np.ndarray, list[str]]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_DATA, imported_packages, run_facebias
+from conftest import QUICK_DATA, QUICK_GRID_TRAINER, imported_packages, run_facebias
 from mlflow.tracking import MlflowClient
 
 
@@ -20,7 +20,7 @@ def _only_run(cwd: Path):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_and_is_recorded(tmp_path: Path, precision: str) -> None:
-    result = run_facebias(tmp_path, "trainer=smoke", *QUICK_DATA, f"trainer.precision={precision}",
+    result = run_facebias(tmp_path, *QUICK_GRID_TRAINER, *QUICK_DATA, f"trainer.precision={precision}",
                           "trainer.jit_compile=false")
     assert result.returncode == 0, result.stderr[-3000:]
     run = _only_run(tmp_path)
@@ -32,8 +32,8 @@ def test_mixed_precision_trains_and_is_recorded(tmp_path: Path, precision: str) 
 
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
-    result = run_facebias(tmp_path, "trainer=smoke", *QUICK_DATA, "schedule=two_stage", "trainer.distribute=mirrored",
-                          "trainer.cpu_devices=2", "trainer.run_eagerly=false")
+    result = run_facebias(tmp_path, *QUICK_GRID_TRAINER, *QUICK_DATA, "schedule=two_stage",
+                          "trainer.distribute=mirrored", "trainer.cpu_devices=2", "trainer.run_eagerly=false")
     assert result.returncode == 0, result.stderr[-3000:]
     run = _only_run(tmp_path)
     assert run.info.status == "FINISHED"

@@ -33,3 +33,13 @@ def test_sample_weights_follow_each_rows_group() -> None:
 def test_group_key_needs_every_column() -> None:
     with pytest.raises(ValueError, match="age_group"):
         group_keys(_frame().drop(columns="age_group"))
+
+
+def test_group_keys_join_each_rows_own_values_whatever_the_index_and_dtype() -> None:
+    frame = _frame().astype({"expression": "category"}).set_axis([7, 3, 5, 0, 1, 2, 6, 4])
+    keys = group_keys(frame)
+    assert keys.index.tolist() == [7, 3, 5, 0, 1, 2, 6, 4]
+    assert keys.tolist() == ["|".join(row) for row in frame.astype(str).itertuples(index=False)]
+    assert group_keys(frame, ["ethnicity"]).tolist() == frame["ethnicity"].tolist()
+    with pytest.raises(ValueError, match="at least one"):
+        group_keys(frame, [])
