@@ -30,6 +30,7 @@ FAULTS = [chaos.Fault(3.0, "kill-job"), chaos.Fault(3.0, "server-outage", 5.0), 
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_a_sweep_under_faults_ends_as_the_uninterrupted_sweep(tmp_path: Path) -> None:
     problems, figures = chaos.soak(tmp_path, JOBS, FAULTS, seed=0, extra=QUICK_GRID_TRAINER[1:])
     assert problems == [], figures

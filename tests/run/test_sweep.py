@@ -114,8 +114,8 @@ def test_experiments_differ_only_in_group_choices() -> None:
 @pytest.mark.slow
 def test_four_parallel_jobs_on_one_store_a_failing_one_stops_none_and_a_rerun_trains_only_the_missing_and_failed(
         tmp_path: Path) -> None:
-    command = ["-m", "trainer=smoke", *QUICK_DATA, "schedule.stages.0.lr=1e-3,-1,2e-3,3e-3", "hydra/launcher=joblib",
-               "hydra.launcher.n_jobs=4"]
+    command = ["-m", "trainer=smoke", *QUICK_DATA, "trainer.max_train_batches=1", "trainer.max_eval_samples=32",
+               "schedule.stages.0.lr=1e-3,-1,2e-3,3e-3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4"]
     result = run_facebias(tmp_path, *command)
     assert result.returncode == 1
     assert "error: 1 job(s) of the sweep failed (the others ran): job 1" in result.stderr
