@@ -130,7 +130,7 @@ class SweepTracking(Callback):
         except OSError as error:
             message = f"cannot write the sweep's folder {config.hydra.sweep.dir}: {error.strerror or error}"
             if self.store is not None and self.parent_run_id is not None:
-                end_run(self.store, self.parent_run_id, "FAILED", {"error": message})
+                end_run(self.store, self.parent_run_id, "FAILED", {identity.ERROR_TAG: message})
             print(f"error: {message}", file=sys.stderr)
             raise SystemExit(1) from None
         self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
@@ -148,7 +148,7 @@ class SweepTracking(Callback):
             store, name,
             where={identity.SWEEP_KEY_TAG: sweep_key(task_overrides, store.experiment)},
             tags={**tags, identity.SWEEP_ROLE_TAG: identity.SWEEP_PARENT_ROLE},
-            reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG, "error"],
+            reopened_tags={identity.RESUMED_TAG: "true"}, stale_tags=[identity.FAILED_JOBS_TAG, identity.ERROR_TAG],
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_json(sweep_dir / PARENT_FILE, {"parent_run_id": self.parent_run_id})
@@ -197,7 +197,7 @@ class SweepTracking(Callback):
         failed = [outcome for outcome in read_outcomes(sweep_dir) if outcome.status == "failed"]
         tags = {identity.FAILED_JOBS_TAG: "; ".join(o.describe() for o in failed)[:4000]} if failed else {}
         if error is not None:
-            tags["error"] = error
+            tags[identity.ERROR_TAG] = error
         status = "FAILED" if failed or error is not None else ("FINISHED" if completed else "KILLED")
         try:
             marked = mark_dead_children(store, self.parent_run_id, "the end of its sweep")

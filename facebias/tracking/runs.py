@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facebias.identity import ERROR_TAG
 from facebias.redaction import redacted, redacted_text
 from facebias.tracking.offline import OFFLINE_FOLDER, OFFLINE_FORMAT, RunJournal
 from facebias.tracking.queries import tag_filter
@@ -79,8 +80,8 @@ def open_mlflow_run(
         if resume_run_id is not None:
             with_retries(lambda: client.update_run(resume_run_id, status="RUNNING"), "reopen the MLflow run")
             run = with_retries(lambda: client.get_run(resume_run_id), "read the MLflow run")
-            if "error" in run.data.tags:  # the interruption it is resumed from
-                with_retries(lambda: client.delete_tag(resume_run_id, "error"), "clear the run's error tag")
+            if ERROR_TAG in run.data.tags:  # the interruption it is resumed from
+                with_retries(lambda: client.delete_tag(resume_run_id, ERROR_TAG), "clear the run's error tag")
             experiment = run.info.experiment_id
         else:
             run = with_retries(lambda: client.create_run(experiment, run_name=run_name, tags=all_tags),
@@ -149,13 +150,13 @@ def tracked_run(store: TrackingStore | None, request: RunRequest) -> Iterator[Re
     except (KeyboardInterrupt, SystemExit) as interruption:
         # Ctrl-C, or a process told to exit mid-run (submitit does so when Slurm preempts a job or its time is up)
         try:
-            recorder.set_tags({"error": f"interrupted ({type(interruption).__name__})"})
+            recorder.set_tags({ERROR_TAG: f"interrupted ({type(interruption).__name__})"})
         finally:
             recorder.terminate("KILLED", wait=False)
         raise
     except BaseException as error:
         try:
-            recorder.set_tags({"error": _error_text(error)})
+            recorder.set_tags({ERROR_TAG: _error_text(error)})
             _log_error_file(recorder, output_dir, error)
         finally:
             recorder.terminate("FAILED")
@@ -169,7 +170,7 @@ def record_failed_run(
 ) -> str:
     """A FAILED child run for a job that failed before its own run existed (e.g. a bad value for that job)."""
     recorder = open_mlflow_run(store, run_name, tags, parent_run_id)
-    recorder.set_tags({"error": error})
+    recorder.set_tags({ERROR_TAG: error})
     recorder.terminate("FAILED")
     return recorder.run_id
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facebias.errors import TrackingError
+from facebias.identity import ERROR_TAG
 from facebias.io import write_json
 from facebias.redaction import MASK, redacted
 from facebias.tracking.models import ModelUpload, run_model_id
@@ -111,7 +112,7 @@ def sync_offline_run(folder: Path, tracking_uri: str | None = None, origin_tag: 
     status = journal.info.get("status")
     if status in (None, "RUNNING"):
         status = FALLBACK_STATUS
-        with_retries(lambda: client.set_tag(run_id, "error", "the run's process ended before it recorded a status"),
+        with_retries(lambda: client.set_tag(run_id, ERROR_TAG, "the run's process ended before it recorded a status"),
                      "set tags")
     end_time = journal.info.get("end_time") or int(time.time() * 1000)
     with_retries(lambda: client.set_terminated(run_id, status, end_time), "end the run")

@@ -1,0 +1,50 @@
+"""A facebias process's end: once a command is done, its exit handlers run and the process ends, without the
+interpreter's own finalization.
+
+With TensorFlow, Keras and MLflow loaded, Python's finalization (tearing down every module, collecting what is
+left, the native libraries' destructors) took about 1.6 s of CPU after a quick-mode run had finished and its exit
+handlers had run (`benchmarks/process_exit.py` measures it side by side). Nothing in it is facebias': the records,
+files and logs are written before it. `end_process` does what the finalization would do for them — Python's exit
+handlers (logging's flush and close, MLflow's, joblib's worker shutdown), after waiting for the threads that are not
+daemons, and the standard streams' flush — and ends the process there. With `FACEBIAS_FULL_EXIT=1` set the process
+ends the usual way instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+import threading
+from typing import NoReturn
+
+FULL_EXIT_ENV = "FACEBIAS_FULL_EXIT"
+"""Set to 1 to let Python finalize the interpreter as usual when a facebias command ends."""
+
+
+def exit_status(request: SystemExit) -> int:
+    """The exit status Python gives a `SystemExit`: 0 for None, its code if an int, else 1 (after printing the code
+    to stderr, as Python does)."""
+    if request.code is None:
+        return 0
+    if isinstance(request.code, int):
+        return request.code
+    print(request.code, file=sys.stderr)
+    return 1
+
+
+def end_process(status: int) -> NoReturn:
+    """End the process with exit status `status` as the interpreter's finalization starts — other threads joined
+    (`threading._shutdown`, which also ends Python's and joblib's executors), exit handlers run, standard streams
+    flushed — without the rest of it."""
+    join_threads = getattr(threading, "_shutdown", None)
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if os.environ.get(FULL_EXIT_ENV) == "1" or join_threads is None or run_exit_handlers is None:
+        raise SystemExit(status)
+    join_threads()
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed stream, a reader gone: nothing to flush to
+            stream.flush()
+    os._exit(status)

@@ -1,0 +1,54 @@
+"""A facebias command's end (facebias.shutdown): the exit status, what was printed, the threads and the exit handlers
+are those of a normal exit; only the interpreter's finalization is skipped (and kept with FACEBIAS_FULL_EXIT=1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from facebias.shutdown import FULL_EXIT_ENV, exit_status
+
+PROGRAM = """
+import atexit, sys, threading, time
+from facebias.shutdown import end_process
+
+class Finalized:
+    def __del__(self):
+        sys.stdout.write("finalized\\n")
+
+KEPT = Finalized()
+atexit.register(lambda: sys.stdout.write("exit handler\\n"))
+threading.Thread(target=lambda: (time.sleep(0.5), sys.stdout.write("thread done\\n"))).start()
+sys.stdout.write("buffered, no newline;")
+end_process(3)
+"""
+"""Ends with status 3 while a thread that is not a daemon still sleeps, an exit handler is registered, stdout holds
+unflushed text (a pipe is block-buffered) and a module global has a finalizer that only the interpreter's
+finalization runs."""
+
+
+def _run(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_the_process_ends_with_its_status_output_thread_and_exit_handlers_but_no_finalization() -> None:
+    env = {key: value for key, value in os.environ.items() if key != FULL_EXIT_ENV}
+    result = _run(env)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "buffered, no newline;thread done\nexit handler\n"
+    assert result.stderr == ""
+
+
+def test_a_full_exit_finalizes_the_interpreter_as_python_does() -> None:
+    result = _run({**os.environ, FULL_EXIT_ENV: "1"})
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "buffered, no newline;thread done\nexit handler\nfinalized\n"
+
+
+@pytest.mark.parametrize(("code", "status", "printed"), [(None, 0, ""), (0, 0, ""), (2, 2, ""), ("bye", 1, "bye\n")])
+def test_exit_status_is_pythons(code: object, status: int, printed: str, capsys: pytest.CaptureFixture) -> None:
+    assert exit_status(SystemExit(code)) == status
+    assert capsys.readouterr().err == printed
