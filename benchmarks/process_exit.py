@@ -13,32 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from side_by_side import ONE_THREAD_PER_POOL, alternate, timed_process
+
 QUICK_RUN = ["trainer=smoke", "data.n_train=240", "data.n_valid=96", "data.n_test=96", "trainer.verbose=0"]
-ONE_THREAD_PER_POOL = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 FULL_EXIT_ENV = "FACEBIAS_FULL_EXIT"
+FULL, FAST = "full exit", "fast exit"
 
 
-def timed_run(full_exit: bool, folder: Path) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one quick run in `folder`."""
+def timed_run(way: str, folder: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one quick run in `folder`, ending the `way` way."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", FULL_EXIT_ENV)}
     env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(folder.parent / "cache")})
-    if full_exit:
+    if way == FULL:
         env[FULL_EXIT_ENV] = "1"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "facebias.train", *QUICK_RUN], cwd=folder, env=env, check=True,
-                   capture_output=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
+    folder.mkdir()
+    return timed_process([sys.executable, "-m", "facebias.train", *QUICK_RUN], folder, env)
 
 
 def main() -> None:
@@ -46,21 +39,11 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="facebias-process-exit-"))
-    timed_run(False, root)  # generates the synthetic data into the shared cache first, outside the pairs
-    results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for pair in range(args.pairs):
-        for full_exit in (True, False):
-            folder = root / f"{pair}-{'full' if full_exit else 'fast'}"
-            folder.mkdir()
-            cpu, wall = timed_run(full_exit, folder)
-            results[full_exit].append((cpu, wall))
-            print(f"pair {pair}: {'full exit' if full_exit else 'fast exit'} {cpu:5.2f} s CPU {wall:5.2f} s wall",
-                  flush=True)
-    median = {full: [statistics.median(values) for values in zip(*runs, strict=True)]
-              for full, runs in results.items()}
-    print(f"quick run, medians of {args.pairs} pairs: full exit {median[True][0]:.2f} s CPU ({median[True][1]:.2f} s "
-          f"wall), fast exit {median[False][0]:.2f} s CPU ({median[False][1]:.2f} s wall): "
-          f"{median[True][0] / median[False][0]:.2f}x the CPU, {median[True][0] - median[False][0]:.2f} s more")
+    timed_run(FAST, root / "warm-up")  # generates the synthetic data into the shared cache, outside the pairs
+    median = alternate(args.pairs, [FULL, FAST], lambda way, pair: timed_run(way, root / f"{pair}-{way[:4]}"))
+    print(f"quick run, medians of {args.pairs} pairs: full exit {median[FULL][0]:.2f} s CPU ({median[FULL][1]:.2f} s "
+          f"wall), fast exit {median[FAST][0]:.2f} s CPU ({median[FAST][1]:.2f} s wall): "
+          f"{median[FULL][0] / median[FAST][0]:.2f}x the CPU, {median[FULL][0] - median[FAST][0]:.2f} s more")
 
 
 if __name__ == "__main__":

@@ -14,32 +14,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from side_by_side import ONE_THREAD_PER_POOL, alternate, timed_process
 
 QUICK_JOB = ["trainer=smoke", "trainer.max_epochs_cap=1", "trainer.max_train_batches=1", "trainer.max_eval_samples=32",
              "data.n_train=240", "data.n_valid=96", "data.n_test=96", "pretrained.inception_resnet_v2=null",
              "pretrained.resnet50=null", "trainer.verbose=0"]
-ONE_THREAD_PER_POOL = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+WHOLE, TRUNCATED = "whole", "truncated"
 
 
-def timed_job(experiment: str, truncate: bool, folder: Path) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one quick job in `folder`."""
+def timed_job(experiment: str, way: str, folder: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one quick job in `folder`, its backbone cut (`way` TRUNCATED) or whole."""
     command = [sys.executable, "-m", "facebias.train", f"experiment={experiment}", *QUICK_JOB,
-               f"trainer.truncate_backbone={str(truncate).lower()}"]
+               f"trainer.truncate_backbone={str(way == TRUNCATED).lower()}"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(folder / "cache")})
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
+    folder.mkdir()
+    return timed_process(command, folder, env)
 
 
 def main() -> None:
@@ -48,20 +42,11 @@ def main() -> None:
     parser.add_argument("--experiment", default="exp8_irv2_mlp_three_stage")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="facebias-quick-backbone-"))
-    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-    for pair in range(args.pairs):
-        for truncate in (False, True):
-            folder = root / f"{pair}-{'truncated' if truncate else 'whole'}"
-            folder.mkdir()
-            cpu, wall = timed_job(args.experiment, truncate, folder)
-            results[truncate].append((cpu, wall))
-            print(f"pair {pair}: {'truncated' if truncate else 'whole    '} {cpu:6.1f} s CPU {wall:6.1f} s wall",
-                  flush=True)
-    median = {truncate: [statistics.median(values) for values in zip(*runs, strict=True)]
-              for truncate, runs in results.items()}
-    print(f"{args.experiment}, quick mode, medians of {args.pairs}: whole backbone {median[False][0]:.1f} s CPU "
-          f"({median[False][1]:.1f} s wall), truncated {median[True][0]:.1f} s CPU ({median[True][1]:.1f} s wall): "
-          f"{median[False][0] / median[True][0]:.2f}x less CPU")
+    median = alternate(args.pairs, [WHOLE, TRUNCATED],
+                       lambda way, pair: timed_job(args.experiment, way, root / f"{pair}-{way}"))
+    print(f"{args.experiment}, quick mode, medians of {args.pairs}: whole backbone {median[WHOLE][0]:.1f} s CPU "
+          f"({median[WHOLE][1]:.1f} s wall), truncated {median[TRUNCATED][0]:.1f} s CPU ({median[TRUNCATED][1]:.1f} s "
+          f"wall): {median[WHOLE][0] / median[TRUNCATED][0]:.2f}x less CPU")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from facebias.cli import Command, run_command
 from facebias.errors import ConfigError
 from facebias.io import CACHE_KINDS, cache_root
+from facebias.shutdown import as_process
 
 ACTIONS: tuple[str, ...] = ("list", "clear")
 KINDS: tuple[str, ...] = (*CACHE_KINDS, "all")
@@ -58,5 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(CACHE, argv, cache)
 
 
+cli = as_process(main)
+"""The command's process: `main`, then the process ends (facebias.shutdown)."""
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

@@ -22,6 +22,7 @@ from facebias.data.inputs import LABEL_COLUMNS, default_attributes, read_attribu
 from facebias.errors import ConfigError
 from facebias.io import write_text
 from facebias.metrics import BIAS_ATTRIBUTES, bias_scores, mean_absolute_error
+from facebias.shutdown import as_process
 from facebias.startup import loading_tensorflow
 from facebias.tracking.store import tracking_store
 
@@ -105,5 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PREDICT, argv, predict_command)
 
 
+cli = as_process(main)
+"""The command's process: `main`, then the process ends (facebias.shutdown)."""
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

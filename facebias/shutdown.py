@@ -1,5 +1,5 @@
 """A facebias process's end: once a command is done, its exit handlers run and the process ends, without the
-interpreter's own finalization.
+interpreter's own finalization (every command's `cli`, its console script, is `as_process(main)`).
 
 With TensorFlow, Keras and MLflow loaded, Python's finalization (tearing down every module, collecting what is
 left, the native libraries' destructors) took about 1.6 s of CPU after a quick-mode run had finished and its exit
@@ -17,6 +17,7 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import NoReturn
 
 FULL_EXIT_ENV = "FACEBIAS_FULL_EXIT"
@@ -48,3 +49,17 @@ def end_process(status: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed stream, a reader gone: nothing to flush to
             stream.flush()
     os._exit(status)
+
+
+def as_process(main: Callable[[], int | None]) -> Callable[[], NoReturn]:
+    """`main` as the function of a command's process (`python -m …`, its console script): run it, then
+    `end_process` with the exit status it returned (None is 0) or raised as a `SystemExit`."""
+
+    def run() -> NoReturn:
+        try:
+            status = main()
+        except SystemExit as request:
+            end_process(exit_status(request))
+        end_process(status or 0)
+
+    return run

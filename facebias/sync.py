@@ -17,6 +17,7 @@ from facebias.cli import Command, run_command
 from facebias.errors import ConfigError, FacebiasError
 from facebias.identity import OFFLINE_ORIGIN_TAG
 from facebias.redaction import redacted_text
+from facebias.shutdown import as_process
 from facebias.tracking.server import short_error
 from facebias.tracking.sync import sync_offline_run
 
@@ -56,5 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(SYNC, argv, sync)
 
 
+cli = as_process(main)
+"""The command's process: `main`, then the process ends (facebias.shutdown)."""
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

@@ -28,7 +28,7 @@ from facebias.redaction import redacted_text, redacting_process_output
 from facebias.run.start import train
 from facebias.run.summary import print_summary
 from facebias.run.sweep import OBJECTIVE, fail_open_sweep, run_sweep_job
-from facebias.shutdown import end_process, exit_status
+from facebias.shutdown import as_process
 from facebias.tracking.store import tracking_store
 
 register_configs()
@@ -82,18 +82,9 @@ USAGE_ERROR = 2
 """Exit status of a command line Hydra cannot compose (no such option or key, a value of the wrong type)."""
 
 
-def cli() -> None:
-    """`python -m facebias.train` and the `facebias-train` script: Hydra's main (`run_main`); the process then ends
-    without the interpreter's finalization (`facebias.shutdown`)."""
-    try:
-        run_main()
-    except SystemExit as request:
-        end_process(exit_status(request))
-    end_process(0)
-
-
 def run_main() -> None:
-    """Hydra's main, with a bad override reported as one sentence (exit status 2).
+    """`python -m facebias.train` and the `facebias-train` script (as `cli`): Hydra's main, with a bad override
+    reported as one sentence (exit status 2).
 
     Hydra prints composition errors itself unless HYDRA_FULL_ERROR=1, which makes it raise them instead; set here
     so that `explain` can word them. A user who sets HYDRA_FULL_ERROR=1 gets Hydra's full report, as documented.
@@ -119,6 +110,9 @@ def run_main() -> None:
             else:
                 os.environ[key] = value
 
+
+cli = as_process(run_main)
+"""The command's process: `run_main`, then the process ends (facebias.shutdown)."""
 
 if __name__ == "__main__":
     cli()

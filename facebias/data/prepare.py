@@ -15,6 +15,7 @@ from facebias.config import register_configs, to_train_config
 from facebias.data.card import dataset_card
 from facebias.data.sources import load_dataset
 from facebias.options import DATA_SOURCES
+from facebias.shutdown import as_process
 
 PREPARE = Command(
     prog="python -m facebias.data.prepare",
@@ -41,5 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PREPARE, argv, prepare)
 
 
+cli = as_process(main)
+"""The command's process: `main`, then the process ends (facebias.shutdown)."""
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

@@ -18,6 +18,7 @@ from facebias.errors import ConfigError, StorageError
 from facebias.report.build import build_report, load_sweep
 from facebias.report.render import environment_warning, format_markdown
 from facebias.report.table import SPLITS
+from facebias.shutdown import as_process
 from facebias.tracking.store import TrackingStore, tracking_store
 
 REPORT = Command(
@@ -80,5 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(REPORT, argv, report)
 
 
+cli = as_process(main)
+"""The command's process: `main`, then the process ends (facebias.shutdown)."""
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
