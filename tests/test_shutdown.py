@@ -57,6 +57,7 @@ def test_exit_status_is_pythons(code: object, status: int, printed: str, capsys:
 @pytest.mark.parametrize(("body", "status", "stderr"), [("return 4", 4, ""), ("return None", 0, ""),
                                                          ("raise SystemExit('bye')", 1, "bye\n")])
 def test_a_commands_process_ends_with_the_status_its_main_gave(body: str, status: int, stderr: str) -> None:
-    program = f"from facebias.shutdown import as_process\ndef main():\n    print('done')\n    {body}\nas_process(main)()"
+    program = (f"from facebias.shutdown import as_process\ndef main():\n    print('done')\n    {body}\n"
+               "as_process(main)()")
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (status, "done\n", stderr)
