@@ -1,13 +1,13 @@
 """A facebias process's end: once a command is done, its exit handlers run and the process ends, without the
 interpreter's own finalization (every command's `cli`, its console script, is `as_process(main)`).
 
-With TensorFlow, Keras and MLflow loaded, Python's finalization (tearing down every module, collecting what is
-left, the native libraries' destructors) took about 1.8 s of CPU after a quick-mode run had finished and its exit
-handlers had run (`benchmarks/process_exit.py` measures it side by side: 1.77 s, median of 5 pairs). Nothing in it is facebias': the records,
-files and logs are written before it. `end_process` does what the finalization would do for them — Python's exit
-handlers (logging's flush and close, MLflow's, joblib's worker shutdown), after waiting for the threads that are not
-daemons, and the standard streams' flush — and ends the process there. With `FACEBIAS_FULL_EXIT=1` set the process
-ends the usual way instead.
+With TensorFlow, Keras and MLflow loaded, Python's finalization (tearing down every module, collecting what is left,
+the native libraries' destructors) took about 1.8 s of CPU after a quick-mode run had finished and its exit handlers
+had run (`benchmarks/process_exit.py` measures it side by side: 1.77 s, median of 5 pairs). Nothing in it is
+facebias': the records, files and logs are written before it. `end_process` does what the finalization would do for
+them — Python's exit handlers (logging's flush and close, MLflow's, joblib's worker shutdown), after waiting for the
+threads that are not daemons, and the standard streams' flush — and ends the process there. With
+`FACEBIAS_FULL_EXIT=1` set the process ends the usual way instead.
 """
 
 from __future__ import annotations
