@@ -2,6 +2,7 @@
 # A single-node Slurm cluster on this Debian machine, to try facebias's cluster path before a real cluster:
 #   sudo scripts/local_slurm.sh start    # installs Debian's slurm-wlm, slurmdbd, munge, mariadb-server if missing
 #   sudo scripts/local_slurm.sh stop
+#   scripts/local_slurm.sh missing-packages   # the Debian packages `start` would install, one per line
 # Runs without systemd: every daemon is started by hand. Accounting (slurmdbd on MariaDB) is on, because Hydra's
 # submitit launcher learns that a job was cancelled from `sacct`. Jobs run as the submitting user; the one
 # partition, "local", lets up to 4 jobs share each CPU core (memory is still a consumable resource), so several run
@@ -32,11 +33,15 @@ alive() {  # alive PIDFILE: the process named in PIDFILE runs
   [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
 }
 
-install_packages() {
-  local missing=()
+missing_packages() {  # the Debian packages of the cluster whose command is not installed, one per line
   for pair in slurmctld:slurm-wlm slurmdbd:slurmdbd munged:munge mariadbd:mariadb-server; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair#*:}")
+    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || echo "${pair#*:}"
   done
+}
+
+install_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -159,5 +164,6 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) die "usage: $0 start|stop" ;;
+  missing-packages) missing_packages ;;
+  *) die "usage: $0 start|stop|missing-packages" ;;
 esac
