@@ -6,14 +6,19 @@ the native libraries' destructors) took about 1.8 s of CPU after a quick-mode ru
 had run (`benchmarks/process_exit.py` measures it side by side: 1.77 s, median of 5 pairs). Nothing in it is
 facebias': the records, files and logs are written before it. `end_process` does what the finalization would do for
 them — Python's exit handlers (logging's flush and close, MLflow's, joblib's worker shutdown), after waiting for the
-threads that are not daemons, and the standard streams' flush — and ends the process there. With
-`FACEBIAS_FULL_EXIT=1` set the process ends the usual way instead.
+threads that are not daemons, and the standard streams' flush — and ends the process there.
+
+A sweep job may run in a process whose end is not facebias' (a joblib worker, submitit's job process): there
+`freeze_heap_at_exit` spares the finalization its garbage collections over everything the process holds, the
+largest part of its cost (measured by `benchmarks/process_exit.py`). With `FACEBIAS_FULL_EXIT=1` set a process ends
+the usual way instead.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import sys
 import threading
@@ -49,6 +54,18 @@ def end_process(status: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed stream, a reader gone: nothing to flush to
             stream.flush()
     os._exit(status)
+
+
+def freeze_heap_at_exit() -> None:
+    """Have this process's exit handlers end with `gc.freeze()` (once, however often called): the finalization
+    that follows still tears down every module and runs every object's finalizer that reference counting reaches,
+    but its garbage collections skip the objects that existed then (what TensorFlow, Keras and MLflow hold): an
+    object in a reference cycle among them, or held only by them, is not finalized. Nothing with
+    `FACEBIAS_FULL_EXIT=1`."""
+    if os.environ.get(FULL_EXIT_ENV) == "1":
+        return
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 def as_process(main: Callable[[], int | None]) -> Callable[[], NoReturn]:

@@ -94,6 +94,11 @@ jobs: 16 instead of 64 took its three-stage job from 42 s to 34 s of CPU, measur
 sweep, its records and its report (training, curves and resuming are tested on runs of their own)."""
 
 
+NO_MODEL = "tracking.log_model=false"
+"""For runs whose test reads no model: saving and logging it cost 0.59 s of CPU per quick run
+(benchmarks/model_logging.py, docs/performance.md)."""
+
+
 def run_facebias(cwd: Path, *args: str, timeout: float = 900, python_options: tuple[str, ...] = ()
                  ) -> subprocess.CompletedProcess:
     """Run `python [PYTHON_OPTIONS] -m facebias.train ARGS` in `cwd`, as a user would, and return the finished

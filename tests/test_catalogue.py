@@ -63,6 +63,8 @@ CONFIG_CASES = [
     (["data=kit_arrays", "data.root=/r", "data.image_size=-5"],
      "data.image_size=-5 is invalid: use a whole number >= 1."),
     (["tracking.uri=ftp://x"], f"tracking.uri='ftp://x' is not a store MLflow can track to; {ACCEPTED_TRACKING}"),
+    (["tracking.log_model=false", "tracking.register_as=age"], "tracking.register_as=age needs the run's model, "
+     "which tracking.log_model=false does not save: set tracking.log_model=true or tracking.register_as=null."),
     (["+foo=1"], "foo: no such key; the config has: seed, description, pretrained, sweep_name, data, backbone, head, "
                  "schedule, weighting, sampling, calibration, tracking, trainer, augmentation, statistics, resume."),
 ]
@@ -196,4 +198,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 38
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 39

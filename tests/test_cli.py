@@ -108,7 +108,7 @@ def test_an_unknown_flag_or_key_is_one_sentence_with_the_keys(capsys: pytest.Cap
     assert report_main(["colour=red"]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: colour=red: python -m facebias.report has no key colour; its keys: tracking.enabled, tracking.uri, "
-        "tracking.store_dir, tracking.experiment, tracking.offline_after_s, tracking.register_as, "
+        "tracking.store_dir, tracking.experiment, tracking.offline_after_s, tracking.log_model, tracking.register_as, "
         "tracking.system_metrics, parent, split, out, log, tracking_uri (see --help).")
     assert report_main(["--out"]) == 2
     assert capsys.readouterr().err.strip() == "error: --out needs a value: write out=… (see --help)."

@@ -61,3 +61,36 @@ def test_a_commands_process_ends_with_the_status_its_main_gave(body: str, status
                "as_process(main)()")
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (status, "done\n", stderr)
+
+
+FROZEN_EXIT_PROGRAM = """
+import atexit, sys
+from facebias.shutdown import freeze_heap_at_exit
+
+class InACycle:
+    def __init__(self, name):
+        self.name, self.itself = name, self
+    def __del__(self):
+        sys.stdout.write(f"finalized {self.name}\\n")
+
+HELD = InACycle("held before the exit")
+atexit.register(lambda: InACycle("left by an exit handler"))
+freeze_heap_at_exit()
+freeze_heap_at_exit()
+atexit.register(lambda: sys.stdout.write("exit handler\\n"))
+sys.exit(3)
+"""
+"""A sweep job's process whose end is not facebias': an object in a reference cycle held when the process exits (only
+the finalization's garbage collection finalizes it), exit handlers registered before and after
+`freeze_heap_at_exit`, one of which leaves such an object as garbage after the freeze."""
+
+
+@pytest.mark.parametrize(("full_exit", "finalized"), [
+    (False, "finalized left by an exit handler\n"),
+    (True, "finalized left by an exit handler\nfinalized held before the exit\n")])
+def test_a_frozen_heap_at_exit_skips_only_the_collection_of_what_was_held_then(full_exit: bool, finalized: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != FULL_EXIT_ENV}
+    result = subprocess.run([sys.executable, "-c", FROZEN_EXIT_PROGRAM], capture_output=True, text=True, timeout=60,
+                            env={**env, FULL_EXIT_ENV: "1"} if full_exit else env)
+    assert (result.returncode, result.stderr) == (3, "")
+    assert result.stdout == "exit handler\n" + finalized

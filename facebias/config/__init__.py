@@ -176,6 +176,9 @@ def _validate_tracking(tracking: TrackingConfig) -> None:
     _check(bool(tracking.experiment), "tracking.experiment is empty: give the MLflow experiment a name.")
     _check(tracking.offline_after_s >= 0, f"tracking.offline_after_s={tracking.offline_after_s} is "
            "invalid: use a number of seconds >= 0.")
+    _check(tracking.log_model or not tracking.register_as, f"tracking.register_as={tracking.register_as} needs "
+           "the run's model, which tracking.log_model=false does not save: set tracking.log_model=true or "
+           "tracking.register_as=null.")
 
 
 def validate(config: TrainConfig) -> TrainConfig:

@@ -97,6 +97,7 @@ class TrackingConfig:
     store_dir: str = "mlruns"
     experiment: str = "facebias"
     offline_after_s: float = 300.0
+    log_model: bool = True
     register_as: str | None = None
     system_metrics: bool = False
 

@@ -105,24 +105,32 @@ def run_locked(plan: RunPlan) -> RunResult:
         artifacts = write_run_artifacts(output_dir / "artifacts", resolved, history, stage_epochs, evaluations)
         write_mitigation_artifacts(artifacts, inputs.mitigations)
         copy_hydra_files(output_dir, artifacts / "hydra")
-        example = served_inputs(dataset.test.images[:1], dataset.test.attributes.iloc[:1], correction)
-        hook = () if correction is None else correction.serving_hook()
-        model_folder = output_dir / MODEL_NAME
-        save_logged_model(serving(model, strategy, hook), model_folder, example,
-                          None if correction is None else correction.group_attributes)
+        model_folder = None
+        if config.tracking.log_model:
+            example = served_inputs(dataset.test.images[:1], dataset.test.attributes.iloc[:1], correction)
+            hook = () if correction is None else correction.serving_hook()
+            model_folder = save_logged_model(serving(model, strategy, hook), output_dir / MODEL_NAME, example,
+                                             None if correction is None else correction.group_attributes)
         recorder.log_artifacts(artifacts)
-        recorder.log_model(model_folder, list(metrics))
+        if model_folder is not None:
+            recorder.log_model(model_folder, list(metrics))
         if config.tracking.register_as:
             version = recorder.register_model(config.tracking.register_as)
             if version is not None:
                 print(f"registered the model as {config.tracking.register_as!r} version {version}", flush=True)
         finish_checkpoints(output_dir, model, config.trainer.keep_final_model)
+    return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint(),
+                     "" if model_folder is None else model_location(recorder, model_folder))
+
+
+def model_location(recorder: Recorder, model_folder: Path) -> str:
+    """Where the run's saved model is: its LoggedModel's URI, the folder removed (the store holds it); else, the
+    store not holding it (tracking disabled, or offline until synced), the folder's path."""
     location = recorder.model_uri()
-    if location is not None:
-        shutil.rmtree(model_folder)  # the store holds it
-    else:
-        location = str(model_folder.resolve())
-    return RunResult(recorder.run_id, metrics, output_dir, recorder.view_hint(), location)
+    if location is None:
+        return str(model_folder.resolve())
+    shutil.rmtree(model_folder)
+    return location
 
 
 def copy_hydra_files(output_dir: Path, folder: Path) -> None:

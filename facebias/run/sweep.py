@@ -34,6 +34,7 @@ from facebias.redaction import redacted_config, redacted_text
 from facebias.run.hydra_files import without_secrets
 from facebias.run.launcher_watch import end_with_launcher, mark_launcher
 from facebias.run.sweep_progress import SweepProgress, sweep_size
+from facebias.shutdown import freeze_heap_at_exit
 from facebias.tracking.queries import finished_child
 from facebias.tracking.runs import end_run, log_file, open_sweep_parent, record_failed_run
 from facebias.tracking.server import wait_for_server
@@ -266,6 +267,7 @@ def run_sweep_job(
     tracking.offline_after_s): an outage between jobs does not fail them.
     """
     end_with_launcher()
+    freeze_heap_at_exit()  # the job's process may be a launcher's worker, which ends the usual way
     sweep_dir = Path(hydra_config.sweep.dir)
     num = int(hydra_config.job.num)
     overrides = list(hydra_config.overrides.task)

@@ -16,7 +16,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from conftest import QUICK_DATA, QUICK_GRID_TRAINER, store_runs
+from conftest import NO_MODEL, QUICK_DATA, QUICK_GRID_TRAINER, store_runs
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -101,7 +101,7 @@ def test_a_bad_search_setting_stops_with_one_sentence(setting: dict[str, object]
 
 COMMAND = [sys.executable, "-m", "facebias.train", "+search=fair_pareto", "trainer=smoke", *QUICK_DATA,
            "hydra.sweeper.n_trials=2", "hydra.sweeper.seeds=2", "hydra.sweeper.sampler.population_size=2",
-           "hydra/launcher=basic", "statistics.bootstrap_resamples=50", "statistics.permutations=50"]
+           "hydra/launcher=basic", "statistics.bootstrap_resamples=50", "statistics.permutations=50", NO_MODEL]
 """2 trials of 2 seeds, every job in the search's own process (Hydra's basic launcher: TensorFlow imported once)."""
 EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
 """Keras' line at the end of an epoch (trainer=smoke prints them: verbose 2); each smoke job has 2 epochs."""
@@ -228,8 +228,9 @@ def test_a_search_recording_to_the_team_server_keeps_its_study_in_its_postgresql
     with team_server.database_with_login(password) as database:
         storage = f"postgresql://{database}@127.0.0.1:5432/{database}"
         command = [sys.executable, "-m", "facebias.train", "+search=fair_pareto", *QUICK_DATA, *QUICK_GRID_TRAINER,
-                   "hydra.sweeper.n_trials=1", "hydra.sweeper.seeds=2", "hydra.sweeper.sampler.population_size=2",
-                   "hydra/launcher=basic", "statistics.bootstrap_resamples=50", "statistics.permutations=50",
+                   NO_MODEL, "hydra.sweeper.n_trials=1", "hydra.sweeper.seeds=2",
+                   "hydra.sweeper.sampler.population_size=2", "hydra/launcher=basic",
+                   "statistics.bootstrap_resamples=50", "statistics.permutations=50",
                    f"hydra.sweeper.storage={storage}"]
         env = {**os.environ, **team_server.env(), "PGPASSWORD": password}
         runs = [subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import QUICK_DATA
+from conftest import NO_MODEL, QUICK_DATA
 from mlflow.tracking import MlflowClient
 from scipy import stats
 from team_server import TeamServer, cannot_run_daemons, run_script
@@ -36,7 +36,7 @@ SACCT_WAIT_S = 60
 EPOCH_LINE = re.compile(r"^\d+/\d+ - ")
 """Keras' line at the end of an epoch (verbose=2)."""
 PREEMPT_RUN = ["trainer=smoke", *QUICK_DATA, "schedule=three_stage", "schedule.stages.0.max_epochs=2",
-               "trainer.max_epochs_cap=10", "trainer.deterministic=true", "trainer.verbose=2"]
+               "trainer.max_epochs_cap=10", "trainer.deterministic=true", "trainer.verbose=2", NO_MODEL]
 STAGE1_EPOCHS = 2
 """Stage 1 of PREEMPT_RUN runs its 2 epochs; stage 2 runs at least 6 (patience 5), a margin for the signal to
 arrive in it on a busy machine."""
@@ -83,7 +83,7 @@ def slurm_grid(slurm_cluster: None, team_server: TeamServer, tmp_path_factory: p
     team server."""
     cwd = tmp_path_factory.mktemp("slurm-grid")
     result = subprocess.run(
-        [sys.executable, "-m", "facebias.train", "-m", "trainer=smoke", *QUICK_DATA, "sweep_name=seeds",
+        [sys.executable, "-m", "facebias.train", "-m", "trainer=smoke", *QUICK_DATA, NO_MODEL, "sweep_name=seeds",
          f"tracking.experiment={GRID_EXPERIMENT}", f"seed={','.join(map(str, GRID_SEEDS))}", "hydra/launcher=slurm",
          "hydra.sweeper.max_batch_size=null",
          f"hydra.launcher.array_parallelism={GRID_PARALLELISM}"],

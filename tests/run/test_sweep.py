@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     CONF_DIR,
     IMPORTTIME,
+    NO_MODEL,
     QUICK_DATA,
     QUICK_GRID_TRAINER,
     TENSORFLOW,
@@ -115,7 +116,7 @@ def test_experiments_differ_only_in_group_choices() -> None:
 def test_four_parallel_jobs_on_one_store_a_failing_one_stops_none_and_a_rerun_trains_only_the_missing_and_failed(
         tmp_path: Path) -> None:
     command = ["-m", "trainer=smoke", *QUICK_DATA, "trainer.max_train_batches=1", "trainer.max_eval_samples=32",
-               "schedule.stages.0.lr=1e-3,-1,2e-3,3e-3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4"]
+               "schedule.stages.0.lr=1e-3,-1,2e-3,3e-3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", NO_MODEL]
     result = run_facebias(tmp_path, *command)
     assert result.returncode == 1
     assert "error: 1 job(s) of the sweep failed (the others ran): job 1" in result.stderr
@@ -134,6 +135,7 @@ def test_four_parallel_jobs_on_one_store_a_failing_one_stops_none_and_a_rerun_tr
     client, _ = _client(tmp_path)
     for child in finished:
         assert len(client.get_metric_history(child.info.run_id, "epoch/loss")) == 2
+    assert list(client.search_logged_models([parent.info.experiment_id])) == [], "tracking.log_model=false: no model"
 
     # The same command again, after job 2's run was deleted and job 3's marked failed: jobs 1 (failed), 2 (missing)
     # and 3 (failed) run again under the same parent, job 0 (finished) is skipped.

@@ -1,0 +1,50 @@
+"""Benchmark: a quick-mode run that saves and logs its model (`tracking.log_model=true`, the default) against the
+same run with `tracking.log_model=false`, side by side in one run.
+
+Runs `python -m facebias.train trainer=smoke` on the tests' 240 / 96 / 96 synthetic images as a user would, each in
+a fresh folder (so each creates its SQLite store), one TensorFlow thread per pool as the tests run it, alternating
+the two settings `--pairs` times. Prints each run's CPU seconds (user + system) and wall time, the medians and the
+difference.
+
+    python benchmarks/model_logging.py [--pairs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from side_by_side import ONE_THREAD_PER_POOL, alternate, timed_process
+
+QUICK_RUN = ["trainer=smoke", "data.n_train=240", "data.n_valid=96", "data.n_test=96", "trainer.verbose=0"]
+LOGGED, NOT_LOGGED = "model logged", "no model"
+
+
+def timed_run(way: str, folder: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one quick run in `folder`, with or without its model."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(folder.parent / "cache")})
+    folder.mkdir()
+    setting = f"tracking.log_model={'true' if way == LOGGED else 'false'}"
+    return timed_process([sys.executable, "-m", "facebias.train", *QUICK_RUN, setting], folder, env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="facebias-model-logging-"))
+    timed_run(LOGGED, root / "warm-up")  # generates the synthetic data into the shared cache, outside the pairs
+    median = alternate(args.pairs, [LOGGED, NOT_LOGGED],
+                       lambda way, pair: timed_run(way, root / f"{pair}-{way.replace(' ', '-')}"))
+    print(f"quick run, medians of {args.pairs} pairs: model logged {median[LOGGED][0]:.2f} s CPU "
+          f"({median[LOGGED][1]:.2f} s wall), no model {median[NOT_LOGGED][0]:.2f} s CPU "
+          f"({median[NOT_LOGGED][1]:.2f} s wall): {median[LOGGED][0] - median[NOT_LOGGED][0]:.2f} s of CPU for the "
+          "model")
+
+
+if __name__ == "__main__":
+    main()
