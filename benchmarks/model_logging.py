@@ -12,24 +12,18 @@ difference.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-from side_by_side import ONE_THREAD_PER_POOL, alternate, timed_process
+from side_by_side import QUICK_RUN, alternate, timed_train
 
-QUICK_RUN = ["trainer=smoke", "data.n_train=240", "data.n_valid=96", "data.n_test=96", "trainer.verbose=0"]
 LOGGED, NOT_LOGGED = "model logged", "no model"
 
 
 def timed_run(way: str, folder: Path) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one quick run in `folder`, with or without its model."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(folder.parent / "cache")})
-    folder.mkdir()
-    setting = f"tracking.log_model={'true' if way == LOGGED else 'false'}"
-    return timed_process([sys.executable, "-m", "facebias.train", *QUICK_RUN, setting], folder, env)
+    return timed_train([*QUICK_RUN, f"tracking.log_model={str(way == LOGGED).lower()}"], folder,
+                       folder.parent / "cache")
 
 
 def main() -> None:

@@ -14,14 +14,11 @@ processes it waited for) and wall time, the medians and the ratio full / fast.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-from side_by_side import ONE_THREAD_PER_POOL, alternate, timed_process
+from side_by_side import QUICK_RUN, alternate, timed_train
 
-QUICK_RUN = ["trainer=smoke", "data.n_train=240", "data.n_valid=96", "data.n_test=96", "trainer.verbose=0"]
 CASES = {"run": QUICK_RUN,
          "sweep": ["-m", *QUICK_RUN, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1"]}
 FULL_EXIT_ENV = "FACEBIAS_FULL_EXIT"
@@ -30,12 +27,7 @@ FULL, FAST = "full exit", "fast exit"
 
 def timed_run(case: str, way: str, folder: Path) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one command of `case` in `folder`, ending the `way` way."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", FULL_EXIT_ENV)}
-    env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(folder.parent / "cache")})
-    if way == FULL:
-        env[FULL_EXIT_ENV] = "1"
-    folder.mkdir()
-    return timed_process([sys.executable, "-m", "facebias.train", *CASES[case]], folder, env)
+    return timed_train(CASES[case], folder, folder.parent / "cache", {FULL_EXIT_ENV: "1" if way == FULL else None})
 
 
 def main() -> None:

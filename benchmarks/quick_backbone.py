@@ -13,12 +13,10 @@ the process) and wall time, the medians and the ratio whole / truncated.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-from side_by_side import ONE_THREAD_PER_POOL, alternate, timed_process
+from side_by_side import alternate, timed_train
 
 QUICK_JOB = ["trainer=smoke", "trainer.max_epochs_cap=1", "trainer.max_train_batches=1", "trainer.max_eval_samples=32",
              "data.n_train=240", "data.n_valid=96", "data.n_test=96", "pretrained.inception_resnet_v2=null",
@@ -28,12 +26,8 @@ WHOLE, TRUNCATED = "whole", "truncated"
 
 def timed_job(experiment: str, way: str, folder: Path) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one quick job in `folder`, its backbone cut (`way` TRUNCATED) or whole."""
-    command = [sys.executable, "-m", "facebias.train", f"experiment={experiment}", *QUICK_JOB,
-               f"trainer.truncate_backbone={str(way == TRUNCATED).lower()}"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(folder / "cache")})
-    folder.mkdir()
-    return timed_process(command, folder, env)
+    return timed_train([f"experiment={experiment}", *QUICK_JOB,
+                        f"trainer.truncate_backbone={str(way == TRUNCATED).lower()}"], folder, folder / "cache")
 
 
 def main() -> None:

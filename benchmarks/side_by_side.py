@@ -3,15 +3,19 @@ system) and wall time, and each way's medians. Used by the benchmarks that compa
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ONE_THREAD_PER_POOL = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 """One TensorFlow thread per pool, as the tests run their processes."""
+QUICK_RUN = ["trainer=smoke", "data.n_train=240", "data.n_valid=96", "data.n_test=96", "trainer.verbose=0"]
+"""A quick-mode run on the tests' 240 / 96 / 96 synthetic images, without progress bars."""
 
 
 def timed_process(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float]:
@@ -22,6 +26,22 @@ def timed_process(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> 
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
+
+
+def timed_train(arguments: Sequence[str], folder: Path, cache: Path,
+                environment: Mapping[str, str | None] | None = None) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of `python -m facebias.train ARGUMENTS` as a user runs it in the new folder
+    `folder` (so with its own SQLite store), one TensorFlow thread per pool, the synthetic data cached in `cache`;
+    `environment` sets variables (None: removes one)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update({**ONE_THREAD_PER_POOL, "FACEBIAS_CACHE": str(cache)})
+    for key, value in (environment or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    folder.mkdir()
+    return timed_process([sys.executable, "-m", "facebias.train", *arguments], folder, env)
 
 
 def alternate(pairs: int, ways: Sequence[str], run: Callable[[str, int], tuple[float, float]]
