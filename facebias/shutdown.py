@@ -57,11 +57,11 @@ def end_process(status: int) -> NoReturn:
 
 
 def freeze_heap_at_exit() -> None:
-    """Have this process's exit handlers end with `gc.freeze()` (once, however often called): the finalization
-    that follows still tears down every module and runs every object's finalizer that reference counting reaches,
-    but its garbage collections skip the objects that existed then (what TensorFlow, Keras and MLflow hold): an
-    object in a reference cycle among them, or held only by them, is not finalized. Nothing with
-    `FACEBIAS_FULL_EXIT=1`."""
+    """Register `gc.freeze()` as an exit handler of this process (once, however often called; it runs before the
+    handlers registered earlier): the finalization that follows the handlers still tears down every module and
+    runs every object's finalizer that reference counting reaches, but its garbage collections skip the objects
+    that existed then (what TensorFlow, Keras and MLflow hold): an object in a reference cycle among them, or held
+    only by them, is not finalized. Nothing with `FACEBIAS_FULL_EXIT=1`."""
     if os.environ.get(FULL_EXIT_ENV) == "1":
         return
     atexit.unregister(gc.freeze)
