@@ -1,7 +1,8 @@
 """A run's model in MLflow: an MLflow 3 LoggedModel of the run, with the run's val/ and test/ metrics linked to it;
 it loads back with Keras 3 and with mlflow.pyfunc (in a process that never imports facebias), by `models:/<model
 id>` and by `runs:/<run id>/model`, predicts what the run predicted, is registered when asked, and `python -m
-facebias.predict` writes its ages and scores. The same tiny run records its provenance tags and system metrics."""
+facebias.predict` writes its ages and scores. The same tiny run records its provenance tags and system metrics; with
+`tracking.log_model=false` a run has no model."""
 
 from __future__ import annotations
 
@@ -195,3 +196,27 @@ def test_predict_reads_a_folder_of_images_with_its_attributes(trained, capsys) -
     np.testing.assert_allclose(table["predicted_age"], logged["predicted_age"].iloc[picked], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(table["apparent_age"], test.ages[picked])
     assert capsys.readouterr().out.startswith(f"wrote the predicted ages to {folder / 'predictions.csv'}\nmae ")
+
+
+@pytest.mark.parametrize("tracking", ["mlflow", "none"])
+def test_without_log_model_a_run_saves_logs_and_names_no_model(tmp_path: Path, tracking: str) -> None:
+    """`tracking.log_model=false`: the run finishes with its metrics, but no LoggedModel, no model folder and no model
+    location (the summary's `model:` line) — tracked or not (untracked, the folder would otherwise stay)."""
+    from facebias.run.start import train
+    from facebias.tracking.store import tracking_store
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    cfg = compose_train(["trainer=smoke", *QUICK_DATA, f"tracking={tracking}", f"tracking.uri={uri}",
+                         "tracking.log_model=false"])
+    config = to_train_config(cfg)
+    result = train(config, resolved=OmegaConf.to_container(cfg, resolve=True), output_dir=tmp_path / "out",
+                   store=tracking_store(config.tracking, tmp_path), choices={})
+    assert result.model == ""
+    assert result.metrics["test/mae"] > 0
+    assert (tmp_path / "out" / "artifacts").is_dir() and not (tmp_path / "out" / "model").exists()
+    if tracking == "mlflow":
+        client = MlflowClient(uri)
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FINISHED" and run.data.metrics["test/mae"] == result.metrics["test/mae"]
+        assert list(client.search_logged_models([run.info.experiment_id])) == []
+        assert run.outputs is None or run.outputs.model_outputs == []
