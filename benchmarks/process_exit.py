@@ -19,9 +19,10 @@ from pathlib import Path
 
 from side_by_side import QUICK_RUN, alternate, timed_train
 
+from facebias.shutdown import FULL_EXIT_ENV
+
 CASES = {"run": QUICK_RUN,
          "sweep": ["-m", *QUICK_RUN, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1"]}
-FULL_EXIT_ENV = "FACEBIAS_FULL_EXIT"
 FULL, FAST = "full exit", "fast exit"
 
 

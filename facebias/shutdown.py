@@ -29,6 +29,11 @@ FULL_EXIT_ENV = "FACEBIAS_FULL_EXIT"
 """Set to 1 to let Python finalize the interpreter as usual when a facebias command ends."""
 
 
+def full_exit_asked() -> bool:
+    """Whether `FACEBIAS_FULL_EXIT=1` asks for Python's own, complete finalization."""
+    return os.environ.get(FULL_EXIT_ENV) == "1"
+
+
 def exit_status(request: SystemExit) -> int:
     """The exit status Python gives a `SystemExit`: 0 for None, its code if an int, else 1 (after printing the code
     to stderr, as Python does)."""
@@ -46,7 +51,7 @@ def end_process(status: int) -> NoReturn:
     flushed — without the rest of it."""
     join_threads = getattr(threading, "_shutdown", None)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if os.environ.get(FULL_EXIT_ENV) == "1" or join_threads is None or run_exit_handlers is None:
+    if full_exit_asked() or join_threads is None or run_exit_handlers is None:
         raise SystemExit(status)
     join_threads()
     run_exit_handlers()
@@ -62,7 +67,7 @@ def freeze_heap_at_exit() -> None:
     runs every object's finalizer that reference counting reaches, but its garbage collections skip the objects
     that existed then (what TensorFlow, Keras and MLflow hold): an object in a reference cycle among them, or held
     only by them, is not finalized. Nothing with `FACEBIAS_FULL_EXIT=1`."""
-    if os.environ.get(FULL_EXIT_ENV) == "1":
+    if full_exit_asked():
         return
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
