@@ -30,20 +30,25 @@ unflushed text (a pipe is block-buffered) and a module global has a finalizer th
 finalization runs."""
 
 
+def _environment(full_exit: bool) -> dict[str, str]:
+    """This process's environment, with FACEBIAS_FULL_EXIT=1 or without it."""
+    env = {key: value for key, value in os.environ.items() if key != FULL_EXIT_ENV}
+    return {**env, FULL_EXIT_ENV: "1"} if full_exit else env
+
+
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_the_process_ends_with_its_status_output_thread_and_exit_handlers_but_no_finalization() -> None:
-    env = {key: value for key, value in os.environ.items() if key != FULL_EXIT_ENV}
-    result = _run(env)
+    result = _run(_environment(full_exit=False))
     assert result.returncode == 3, result.stderr
     assert result.stdout == "buffered, no newline;thread done\nexit handler\n"
     assert result.stderr == ""
 
 
 def test_a_full_exit_finalizes_the_interpreter_as_python_does() -> None:
-    result = _run({**os.environ, FULL_EXIT_ENV: "1"})
+    result = _run(_environment(full_exit=True))
     assert result.returncode == 3, result.stderr
     assert result.stdout == "buffered, no newline;thread done\nexit handler\nfinalized\n"
 
@@ -89,8 +94,7 @@ the finalization's garbage collection finalizes it), exit handlers registered be
     (False, "finalized left by an exit handler\n"),
     (True, "finalized left by an exit handler\nfinalized held before the exit\n")])
 def test_a_frozen_heap_at_exit_skips_only_the_collection_of_what_was_held_then(full_exit: bool, finalized: str) -> None:
-    env = {key: value for key, value in os.environ.items() if key != FULL_EXIT_ENV}
     result = subprocess.run([sys.executable, "-c", FROZEN_EXIT_PROGRAM], capture_output=True, text=True, timeout=60,
-                            env={**env, FULL_EXIT_ENV: "1"} if full_exit else env)
+                            env=_environment(full_exit))
     assert (result.returncode, result.stderr) == (3, "")
     assert result.stdout == "exit handler\n" + finalized
