@@ -94,11 +94,12 @@ def main() -> None:
     args = parser.parse_args()
     dataset = load_synthetic(n_train=args.n_train, n_valid=args.n_valid, n_test=16, image_size=args.image_size,
                              progress=False)
-    store = TimedStore(Path(tempfile.mkdtemp(prefix="facebias-features-")))
-    uncached = timed_stage(dataset, args, store, cached=False)
-    cold = timed_stage(dataset, args, store, cached=True)
-    feature_pass_s = store.compute_s
-    warm = timed_stage(dataset, args, store, cached=True)
+    with tempfile.TemporaryDirectory(prefix="facebias-features-") as scratch:
+        store = TimedStore(Path(scratch))
+        uncached = timed_stage(dataset, args, store, cached=False)
+        cold = timed_stage(dataset, args, store, cached=True)
+        feature_pass_s = store.compute_s
+        warm = timed_stage(dataset, args, store, cached=True)
     epochs = uncached.epochs()
     later_epoch_s = float(np.median(epochs[1:] or epochs))
     print(f"ResNet50 (random init) at {args.image_size} px, head-only stage, {args.epochs} epochs, "

@@ -30,10 +30,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="facebias-model-logging-"))
-    timed_run(LOGGED, root / "warm-up")  # generates the synthetic data into the shared cache, outside the pairs
-    median = alternate(args.pairs, [LOGGED, NOT_LOGGED],
-                       lambda way, pair: timed_run(way, root / f"{pair}-{way.replace(' ', '-')}"))
+    with tempfile.TemporaryDirectory(prefix="facebias-model-logging-") as scratch:
+        root = Path(scratch)
+        timed_run(LOGGED, root / "warm-up")  # generates the synthetic data into the shared cache, outside the pairs
+        median = alternate(args.pairs, [LOGGED, NOT_LOGGED],
+                           lambda way, pair: timed_run(way, root / f"{pair}-{way.replace(' ', '-')}"))
     print(f"quick run, medians of {args.pairs} pairs: model logged {median[LOGGED][0]:.2f} s CPU "
           f"({median[LOGGED][1]:.2f} s wall), no model {median[NOT_LOGGED][0]:.2f} s CPU "
           f"({median[NOT_LOGGED][1]:.2f} s wall): {median[LOGGED][0] - median[NOT_LOGGED][0]:.2f} s of CPU for the "

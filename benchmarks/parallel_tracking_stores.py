@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,9 +68,11 @@ def timed_sweep(store: str, server: str, launcher: str, overrides: list[str]) ->
     (folder / "sweep.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         raise SystemExit(f"the sweep into {store} failed ({result.returncode}); see {folder / 'sweep.log'}")
-    return {"wall": wall, "busy": count_lines(folder, RETRY_MESSAGE),
-            "unreachable": count_lines(folder, UNREACHABLE_MESSAGE),
-            "finished": finished_runs(tracking_uri, folder.name)}
+    measured = {"wall": wall, "busy": count_lines(folder, RETRY_MESSAGE),
+                "unreachable": count_lines(folder, UNREACHABLE_MESSAGE),
+                "finished": finished_runs(tracking_uri, folder.name)}
+    shutil.rmtree(folder)  # kept only when the sweep failed, for its log
+    return measured
 
 
 def main() -> None:

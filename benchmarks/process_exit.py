@@ -36,15 +36,16 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--case", choices=[*CASES, "both"], default="both")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="facebias-process-exit-"))
-    timed_run("run", FAST, root / "warm-up")  # generates the synthetic data into the shared cache, outside the pairs
-    for case in CASES if args.case == "both" else [args.case]:
-        median = alternate(args.pairs, [FULL, FAST],
-                           lambda way, pair, case=case: timed_run(case, way, root / f"{case}-{pair}-{way[:4]}"))
-        print(f"{case}, medians of {args.pairs} pairs: full exit {median[FULL][0]:.2f} s CPU "
-              f"({median[FULL][1]:.2f} s wall), fast exit {median[FAST][0]:.2f} s CPU ({median[FAST][1]:.2f} s wall): "
-              f"{median[FULL][0] / median[FAST][0]:.2f}x the CPU, {median[FULL][0] - median[FAST][0]:.2f} s more",
-              flush=True)
+    with tempfile.TemporaryDirectory(prefix="facebias-process-exit-") as scratch:
+        root = Path(scratch)
+        timed_run("run", FAST, root / "warm-up")  # generates the synthetic data into the shared cache, outside pairs
+        for case in CASES if args.case == "both" else [args.case]:
+            median = alternate(args.pairs, [FULL, FAST],
+                               lambda way, pair, case=case: timed_run(case, way, root / f"{case}-{pair}-{way[:4]}"))
+            print(f"{case}, medians of {args.pairs} pairs: full exit {median[FULL][0]:.2f} s CPU "
+                  f"({median[FULL][1]:.2f} s wall), fast exit {median[FAST][0]:.2f} s CPU "
+                  f"({median[FAST][1]:.2f} s wall): {median[FULL][0] / median[FAST][0]:.2f}x the CPU, "
+                  f"{median[FULL][0] - median[FAST][0]:.2f} s more", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--experiment", default="exp8_irv2_mlp_three_stage")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="facebias-quick-backbone-"))
-    median = alternate(args.pairs, [WHOLE, TRUNCATED],
-                       lambda way, pair: timed_job(args.experiment, way, root / f"{pair}-{way}"))
+    with tempfile.TemporaryDirectory(prefix="facebias-quick-backbone-") as scratch:
+        median = alternate(args.pairs, [WHOLE, TRUNCATED],
+                           lambda way, pair: timed_job(args.experiment, way, Path(scratch) / f"{pair}-{way}"))
     print(f"{args.experiment}, quick mode, medians of {args.pairs}: whole backbone {median[WHOLE][0]:.1f} s CPU "
           f"({median[WHOLE][1]:.1f} s wall), truncated {median[TRUNCATED][0]:.1f} s CPU ({median[TRUNCATED][1]:.1f} s "
           f"wall): {median[WHOLE][0] / median[TRUNCATED][0]:.2f}x less CPU")

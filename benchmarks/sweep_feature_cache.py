@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     cached_s, cached_dir = timed_sweep(True, args.overrides)
-    uncached_s, _ = timed_sweep(False, args.overrides)
+    uncached_s, uncached_dir = timed_sweep(False, args.overrides)
     print(f"quick grid with the feature cache:    {cached_s:7.1f} s")
     print(f"quick grid without the feature cache: {uncached_s:7.1f} s   ratio {uncached_s / cached_s:.2f}x")
     _, children = load_sweep_runs(TrackingStore(f"sqlite:///{cached_dir / 'mlruns' / 'mlflow.db'}", "facebias"),
@@ -52,6 +53,8 @@ def main() -> None:
         print(f"  {child['tags.facebias.experiment']:<32} hits {child['metrics.feature_cache/hits']:.0f} "
               f"misses {child['metrics.feature_cache/misses']:.0f}  "
               f"{child['tags.facebias.feature_cache'].split(' | ')[0]}")
+    for workdir in (cached_dir, uncached_dir):
+        shutil.rmtree(workdir)
 
 
 if __name__ == "__main__":

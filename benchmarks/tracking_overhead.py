@@ -18,11 +18,11 @@ import time
 
 def timed_run(tracking: str, overrides: list[str]) -> float:
     """Wall time of one training command in a fresh working folder."""
-    workdir = tempfile.mkdtemp(prefix=f"facebias-{tracking}-")
     command = [sys.executable, "-m", "facebias.train", f"tracking={tracking}", "trainer.verbose=0", *overrides]
-    started = time.perf_counter()
-    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix=f"facebias-{tracking}-") as workdir:
+        started = time.perf_counter()
+        subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
 
 
 def main() -> None:
