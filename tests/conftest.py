@@ -16,6 +16,10 @@ from omegaconf import DictConfig
 from team_server import TeamServer, cannot_run_daemons, start_team_server
 
 from facebias.config import register_configs
+from facebias.startup import loading_tensorflow
+
+with loading_tensorflow():  # as facebias imports them: quiet, and without the scikit-learn Keras would load (~0.7 s)
+    import tensorflow  # noqa: F401  (the test modules import it at collection anyway)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
