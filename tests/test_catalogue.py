@@ -56,8 +56,6 @@ CONFIG_CASES = [
     (["data=appa_real", "data.root=/r", "data.on_bad_image=ignore"],
      "data.on_bad_image='ignore' is unknown; accepted: fail, skip."),
     (["data=appa_real", "data.root=/r", "data.image_size=0"], "data.image_size=0 is invalid: use a whole number >= 1."),
-    (["data=appa_real", "data.root=/r", "data.crop_suffix="],
-     "data.crop_suffix is empty: give the ending of the face-crop file names (e.g. _face.jpg)."),
     (["data=kit_arrays", "data.root=/r", "data.channel_order=rbg"],
      "data.channel_order='rbg' is unknown; accepted: bgr, rgb."),
     (["data=kit_arrays", "data.root=/r", "data.image_size=-5"],
@@ -198,4 +196,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 39
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 38

@@ -31,6 +31,11 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
         assert isinstance(config, TrainConfig)
 
 
+def test_an_empty_crop_suffix_picks_the_whole_images() -> None:
+    config = to_train_config(compose_train(["data=appa_real", "data.root=/r", "data.crop_suffix="]))
+    assert config.data.crop_suffix == ""
+
+
 def test_model_and_schedule_combinations_compose() -> None:
     for backbone, head, schedule in itertools.product(_options("backbone"), _options("head"), _options("schedule")):
         config = to_train_config(compose_train([f"backbone={backbone}", f"head={head}", f"schedule={schedule}"]))

@@ -146,8 +146,6 @@ def _validate_data(data: Any) -> None:
         check_whole_number(data.image_size, "data.image_size", 1)
     if isinstance(data, AppaRealDataConfig):
         ON_BAD_IMAGES.get(data.on_bad_image)
-        _check(bool(data.crop_suffix), "data.crop_suffix is empty: give the ending of the face-crop file names "
-               "(e.g. _face.jpg).")
     elif isinstance(data, KitArraysDataConfig):
         CHANNEL_ORDERS.get(data.channel_order)
 
