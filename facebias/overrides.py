@@ -2,12 +2,14 @@
 
 Hydra reports an unknown option, an unknown key, an item past a list's end (`schedule.stages.5.lr=1`) or a value of
 the wrong type in several lines with its search path; `explain` turns each into `backbone=nope: no such option;
-available: …` or `seed=abc: not a whole number.`
+available: …` or `seed=abc: not a whole number.` Flags Hydra cannot combine (`-m --cfg job`) it refuses with a
+ValueError before composing anything; `flag_conflict` tells those from any other.
 """
 
 from __future__ import annotations
 
 import re
+import traceback
 from dataclasses import fields, is_dataclass
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -115,3 +117,16 @@ def explain(error: HydraException) -> str:
     if isinstance(cause, OmegaConfBaseException) and found is not None:
         return _bad_value(found.group(1), cause)
     return f"{first}."
+
+
+HYDRA_FLAG_CHECKS = "_run_hydra"
+"""The function of Hydra's in which its command-line flags are checked, before any config is composed."""
+
+
+def flag_conflict(error: ValueError) -> str | None:
+    """Hydra's refusal of the command's flags (`--multirun` with `--cfg`, `--resolve` without `--cfg`) as one
+    sentence, or None when `error` was raised anywhere else."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames or frames[-1].name != HYDRA_FLAG_CHECKS:
+        return None
+    return f"{str(error).rstrip('.')}."

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from facebias.config import TrainConfig, register_configs, to_train_config, tracking_config
 from facebias.errors import FacebiasError, UnknownKeyError
 from facebias.identity import run_tags
-from facebias.overrides import explain
+from facebias.overrides import explain, flag_conflict
 from facebias.redaction import redacted_text, redacting_process_output
 from facebias.run.start import train
 from facebias.run.summary import print_summary
@@ -83,8 +83,8 @@ USAGE_ERROR = 2
 
 
 def run_main() -> None:
-    """`python -m facebias.train` and the `facebias-train` script (as `cli`): Hydra's main, with a bad override
-    reported as one sentence (exit status 2).
+    """`python -m facebias.train` and the `facebias-train` script (as `cli`): Hydra's main, with a bad override or
+    flags Hydra cannot combine reported as one sentence (exit status 2).
 
     Hydra prints composition errors itself unless HYDRA_FULL_ERROR=1, which makes it raise them instead; set here
     so that `explain` can word them. A user who sets HYDRA_FULL_ERROR=1 gets Hydra's full report, as documented.
@@ -102,6 +102,12 @@ def run_main() -> None:
         if users["HYDRA_FULL_ERROR"] == "1":
             raise
         print(f"error: {redacted_text(sentence)}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR) from None
+    except ValueError as error:
+        refusal = flag_conflict(error)
+        if refusal is None or users["HYDRA_FULL_ERROR"] == "1":
+            raise
+        print(f"error: {refusal}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
     finally:
         for key, value in users.items():

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from facebias.config import to_train_config
 from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
-from facebias.overrides import explain
+from facebias.overrides import explain, flag_conflict
 from facebias.run.start import train
 from facebias.tracking.store import tracking_store
 
@@ -97,6 +97,9 @@ CLI_CASES = [(overrides, 2, message) for overrides, message in COMPOSITION_CASES
 ] + [
     (["data=appa_real", "data.root=/nowhere/appa"], 1, MISSING_DATA_ROOT["appa_real"]),
     (["data=kit_arrays", "data.root=/nowhere/kit"], 1, MISSING_DATA_ROOT["kit_arrays"]),
+    (["-m", "seed=0,1", "--cfg", "job"], 2,
+     "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified."),
+    (["--resolve"], 2, "The --resolve flag can only be used in conjunction with --cfg or --help."),
 ]
 """Run as a user runs them: `python -m facebias.train …`, in a fresh folder (a key the schema does not know is a
 usage error, exit status 2, as a misspelt one is; a data folder that does not exist is refused before the tracking
@@ -161,6 +164,12 @@ def test_the_command_line_says_one_sentence_before_anything_loads(tmp_path: Path
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "mlruns").exists(), "the MLflow store is not even created"
+
+
+def test_a_value_error_raised_elsewhere_is_not_taken_for_a_flag_conflict() -> None:
+    with pytest.raises(ValueError) as caught:
+        int("x")
+    assert flag_conflict(caught.value) is None
 
 
 @pytest.mark.parametrize(("overrides", "error", "message"), RUN_CASES)
