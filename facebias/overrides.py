@@ -3,7 +3,7 @@
 Hydra reports an unknown option, an unknown key, an item past a list's end (`schedule.stages.5.lr=1`) or a value of
 the wrong type in several lines with its search path; `explain` turns each into `backbone=nope: no such option;
 available: …` or `seed=abc: not a whole number.` Flags Hydra cannot combine (`-m --cfg job`) it refuses with a
-ValueError before composing anything; `flag_conflict` tells those from any other.
+ValueError before composing anything; `hydra_refusal` tells those from any other.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import traceback
 from dataclasses import fields, is_dataclass
+from pathlib import Path
 
+import hydra
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -119,14 +121,18 @@ def explain(error: HydraException) -> str:
     return f"{first}."
 
 
-HYDRA_FLAG_CHECKS = "_run_hydra"
-"""The function of Hydra's in which its command-line flags are checked, before any config is composed."""
+HYDRA_PACKAGE = Path(hydra.__file__).parent
+FACEBIAS_PACKAGE = Path(__file__).parent
 
 
-def flag_conflict(error: ValueError) -> str | None:
-    """Hydra's refusal of the command's flags (`--multirun` with `--cfg`, `--resolve` without `--cfg`) as one
-    sentence, or None when `error` was raised anywhere else."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames or frames[-1].name != HYDRA_FLAG_CHECKS:
+def hydra_refusal(error: ValueError) -> str | None:
+    """Hydra's refusal of the command's flags (`--multirun` with `--cfg`, `--resolve` without `--cfg`,
+    `--shell-completion` without a subcommand, `--experimental-rerun` of a missing file) as one sentence, or None
+    when `error` was raised anywhere else: its last frame is not Hydra's, or the error passed through facebias code
+    (the task function) on its way."""
+    frames = traceback.extract_tb(error.__traceback__)[1:]  # the first frame is the caller's, which caught it
+    if not frames or not Path(frames[-1].filename).is_relative_to(HYDRA_PACKAGE):
         return None
-    return f"{str(error).rstrip('.')}."
+    if any(Path(frame.filename).is_relative_to(FACEBIAS_PACKAGE) for frame in frames):
+        return None
+    return f"{str(error).rstrip('.!')}."

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from facebias.config import TrainConfig, register_configs, to_train_config, tracking_config
 from facebias.errors import FacebiasError, UnknownKeyError
 from facebias.identity import run_tags
-from facebias.overrides import explain, flag_conflict
+from facebias.overrides import explain, hydra_refusal
 from facebias.redaction import redacted_text, redacting_process_output
 from facebias.run.start import train
 from facebias.run.summary import print_summary
@@ -104,7 +104,7 @@ def run_main() -> None:
         print(f"error: {redacted_text(sentence)}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
     except ValueError as error:
-        refusal = flag_conflict(error)
+        refusal = hydra_refusal(error)
         if refusal is None or users["HYDRA_FULL_ERROR"] == "1":
             raise
         print(f"error: {refusal}", file=sys.stderr)

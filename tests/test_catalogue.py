@@ -10,18 +10,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 from conftest import compose_train
 from hydra.errors import HydraException
+from hydra.main import _get_rerun_conf
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from facebias.config import to_train_config
 from facebias.errors import ConfigError, DataError, FacebiasError, TrackingError, WeightsError
-from facebias.overrides import explain, flag_conflict
+from facebias.overrides import explain, hydra_refusal
 from facebias.run.start import train
+from facebias.shutdown import as_process
 from facebias.tracking.store import tracking_store
 
 ACCEPTED_TRACKING = ("accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
@@ -100,6 +103,7 @@ CLI_CASES = [(overrides, 2, message) for overrides, message in COMPOSITION_CASES
     (["-m", "seed=0,1", "--cfg", "job"], 2,
      "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified."),
     (["--resolve"], 2, "The --resolve flag can only be used in conjunction with --cfg or --help."),
+    (["--shell-completion"], 2, "Expecting one subcommand from ['install', 'uninstall', 'query'] to be set."),
 ]
 """Run as a user runs them: `python -m facebias.train …`, in a fresh folder (a key the schema does not know is a
 usage error, exit status 2, as a misspelt one is; a data folder that does not exist is refused before the tracking
@@ -166,10 +170,23 @@ def test_the_command_line_says_one_sentence_before_anything_loads(tmp_path: Path
     assert not (tmp_path / "mlruns").exists(), "the MLflow store is not even created"
 
 
-def test_a_value_error_raised_elsewhere_is_not_taken_for_a_flag_conflict() -> None:
-    with pytest.raises(ValueError) as caught:
+def _rerun_of_a_missing_file() -> None:
+    """What Hydra runs for `--experimental-rerun nowhere.pickle`: a ValueError raised in Hydra's code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Hydra's "Experimental rerun CLI option" warning
+        _get_rerun_conf("nowhere.pickle", [])
+
+
+def test_hydras_refusal_is_a_value_error_from_hydra_that_passed_through_no_facebias_code() -> None:
+    with pytest.raises(ValueError) as refused:
+        _rerun_of_a_missing_file()
+    assert hydra_refusal(refused.value) == "File nowhere.pickle does not exist."
+    with pytest.raises(ValueError) as elsewhere:
         int("x")
-    assert flag_conflict(caught.value) is None
+    assert hydra_refusal(elsewhere.value) is None
+    with pytest.raises(ValueError) as through_facebias:
+        as_process(_rerun_of_a_missing_file)()
+    assert hydra_refusal(through_facebias.value) is None
 
 
 @pytest.mark.parametrize(("overrides", "error", "message"), RUN_CASES)
