@@ -11,6 +11,7 @@ process-wide tracking URI (which `log_model` reads): the store is passed in.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -142,6 +143,10 @@ def run_model_id(client, run_id: str) -> str | None:
     return max(ready, key=lambda model: model.creation_timestamp).model_id if ready else None
 
 
+REGISTERED_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))$")
+"""A registered model's version by number (`models:/age/3`) or by alias (`models:/age@champion`)."""
+
+
 def register_model(tracking_uri: str, run_id: str, model_id: str, name: str) -> str:
     """Register LoggedModel `model_id` of run `run_id` as a new version of registered model `name` (created if
     needed); returns the version."""
@@ -196,12 +201,19 @@ def download_model(uri: str, tracking_uri: str, folder: Path) -> Path:
 
 
 def stored_location(uri: str, tracking_uri: str) -> str:
-    """Where the store keeps LoggedModel `models:/<model id>`, or the LoggedModel of `runs:/<run id>/model`; any
-    other URI unchanged. (MLflow 3.17 resolves both only in its process-wide store, not in `tracking_uri`'s.)"""
+    """Where the store keeps LoggedModel `models:/<model id>`, the LoggedModel of `runs:/<run id>/model`, or that of
+    registered version `models:/<name>/<version>` or `models:/<name>@<alias>`; any other URI unchanged. (MLflow 3.17
+    resolves them only in its process-wide store, not in `tracking_uri`'s.)"""
     client = client_for(tracking_uri)
     target = uri.removeprefix("models:/")
     if uri.startswith("models:/m-") and "/" not in target:
         return with_retries(lambda: client.get_logged_model(target), "read the logged model").artifact_location
+    registered = REGISTERED_VERSION.match(uri)
+    if registered is not None:
+        name, version, alias = registered.group("name", "version", "alias")
+        found = with_retries(lambda: client.get_model_version(name, version) if version is not None
+                             else client.get_model_version_by_alias(name, alias), "read the registered model")
+        return stored_location(found.source, tracking_uri)
     run_id, _, name = uri.removeprefix("runs:/").partition("/")
     if uri.startswith("runs:/") and name == MODEL_NAME:
         model_id = run_model_id(client, run_id)

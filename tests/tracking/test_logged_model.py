@@ -155,6 +155,24 @@ def test_predict_writes_ages_and_the_scores_the_run_logged(trained) -> None:
     assert abs(scores["gender_bias"] - result.metrics["test/gender_bias"]) < 1e-3
 
 
+def test_predict_reads_the_registered_version_by_number_and_by_alias(trained, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from facebias.predict import main as predict_main
+
+    _, uri, result, test = trained
+    monkeypatch.chdir(tmp_path)
+    MlflowClient(uri).set_registered_model_alias(REGISTERED, "champion", "1")
+    np.save(tmp_path / "faces.npy", test.images[:TEST_IMAGES])
+    logged = _run_predictions(MlflowClient(uri), result.run_id, tmp_path)
+    for model in (f"models:/{REGISTERED}/1", f"models:/{REGISTERED}@champion"):
+        output = tmp_path / f"{model.rpartition('/')[2]}.csv"
+        assert predict_main([f"model={model}", f"images={tmp_path / 'faces.npy'}", f"tracking.uri={uri}",
+                             f"output={output}"]) == 0
+        table = pd.read_csv(output)
+        np.testing.assert_allclose(table["predicted_age"], logged["predicted_age"], rtol=1e-5, atol=1e-4)
+    assert not (tmp_path / "mlflow.db").exists(), "nothing read from MLflow's default store"
+
+
 def test_the_run_is_registered_and_carries_provenance_and_system_metrics(trained) -> None:
     _, uri, result, _ = trained
     client = MlflowClient(uri)
