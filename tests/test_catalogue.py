@@ -27,9 +27,11 @@ from facebias.run.start import train
 from facebias.shutdown import as_process
 from facebias.tracking.store import tracking_store
 
-ACCEPTED_TRACKING = ("accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
-                     "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/"
-                     "mlflow.db.")
+ACCEPTED_TRACKING = ("accepted: sqlite:///….db, postgresql://…, mysql://…, mssql://…, http(s)://… (a tracking "
+                     "server) or databricks, or null for sqlite:///<tracking.store_dir>/mlflow.db.")
+FOLDER_STORE = ("is a folder store, which MLflow 3 opens only with MLFLOW_ALLOW_FILE_STORE=true: give "
+                "sqlite:///<folder>/mlflow.db instead (`mlflow migrate-filestore` copies an old folder store's runs "
+                "into one).")
 
 CONFIG_CASES = [
     (["schedule.stages.0.lr=-1e-4"],
@@ -64,6 +66,8 @@ CONFIG_CASES = [
     (["data=kit_arrays", "data.root=/r", "data.image_size=-5"],
      "data.image_size=-5 is invalid: use a whole number >= 1."),
     (["tracking.uri=ftp://x"], f"tracking.uri='ftp://x' is not a store MLflow can track to; {ACCEPTED_TRACKING}"),
+    (["tracking.uri=/data/runs"], f"tracking.uri='/data/runs' {FOLDER_STORE}"),
+    (["tracking.uri=file:///data/runs"], f"tracking.uri='file:///data/runs' {FOLDER_STORE}"),
     (["tracking.log_model=false", "tracking.register_as=age"], "tracking.register_as=age needs the run's model, "
      "which tracking.log_model=false does not save: set tracking.log_model=true or tracking.register_as=null."),
     (["+foo=1"], "foo: no such key; the config has: seed, description, pretrained, sweep_name, data, backbone, head, "
@@ -222,4 +226,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 38
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 40

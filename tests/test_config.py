@@ -36,6 +36,11 @@ def test_an_empty_crop_suffix_picks_the_whole_images() -> None:
     assert config.data.crop_suffix == ""
 
 
+def test_a_folder_store_is_accepted_where_mlflow_is_told_to_open_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert to_train_config(compose_train(["tracking.uri=/data/runs"])).tracking.uri == "/data/runs"
+
+
 def test_model_and_schedule_combinations_compose() -> None:
     for backbone, head, schedule in itertools.product(_options("backbone"), _options("head"), _options("schedule")):
         config = to_train_config(compose_train([f"backbone={backbone}", f"head={head}", f"schedule={schedule}"]))

@@ -53,8 +53,12 @@ SYNTHETIC_IMAGE_SIZES: tuple[int, int] = (32, 1024)
 """The smallest and largest side (pixels) of a synthetic image."""
 DATABASE_SCHEMES: tuple[str, ...] = ("postgresql", "mysql", "mssql")
 """Database servers MLflow's SQLAlchemy store reaches over the network (a `+driver` suffix allowed)."""
-TRACKING_SCHEMES: tuple[str, ...] = ("", "file", "sqlite", *DATABASE_SCHEMES, "http", "https", "databricks")
-"""The URI schemes MLflow's tracking stores accept ("": a folder path; `postgresql+psycopg2` counts as postgresql)."""
+FOLDER_SCHEMES = ("", "file")
+"""The URI schemes of a folder store ("": a plain path)."""
+TRACKING_SCHEMES: tuple[str, ...] = (*FOLDER_SCHEMES, "sqlite", *DATABASE_SCHEMES, "http", "https", "databricks")
+"""The URI schemes MLflow's tracking stores accept (`postgresql+psycopg2` counts as postgresql)."""
+FOLDER_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"
+"""MLflow's environment variable that lets it open a folder store, which MLflow 3 refuses by default."""
 
 
 __all__ = [
@@ -163,8 +167,12 @@ def _check_store_uri(key: str, uri: str | None) -> None:
     scheme = urlparse(uri or "").scheme.partition("+")[0]
     shown = None if uri is None else redacted(uri)
     _check(scheme in TRACKING_SCHEMES, f"{key}={shown!r} is not a store MLflow can track to; "
-           "accepted: a folder path (or file://…), sqlite:///….db, postgresql://…, mysql://…, mssql://…, "
-           "http(s)://… (a tracking server) or databricks, or null for sqlite:///<tracking.store_dir>/mlflow.db.")
+           "accepted: sqlite:///….db, postgresql://…, mysql://…, mssql://…, http(s)://… (a tracking server) or "
+           "databricks, or null for sqlite:///<tracking.store_dir>/mlflow.db.")
+    allowed = os.environ.get(FOLDER_STORE_OPT_IN, "").lower() in ("true", "1")
+    _check(uri is None or scheme not in FOLDER_SCHEMES or allowed, f"{key}={shown!r} is a folder store, which "
+           f"MLflow 3 opens only with {FOLDER_STORE_OPT_IN}=true: give sqlite:///<folder>/mlflow.db instead "
+           "(`mlflow migrate-filestore` copies an old folder store's runs into one).")
 
 
 def _validate_tracking(tracking: TrackingConfig) -> None:
