@@ -14,7 +14,7 @@ import pandas as pd
 from facebias.errors import TrackingError
 from facebias.redaction import redacted
 from facebias.tracking.recorder import MlflowRecorder, Recorder
-from facebias.tracking.server import access_error, check_server, is_http
+from facebias.tracking.server import access_error, check_store
 from facebias.tracking.store import TrackingStore, client_for, connect, with_retries
 
 
@@ -69,12 +69,13 @@ def load_sweep_runs(store: TrackingStore, parent_run_id: str | None = None, *, p
     from mlflow.exceptions import MlflowException
 
     tracking_uri, experiment = store.uri, store.experiment
-    if is_http(tracking_uri):
-        check_server(tracking_uri)
-    client = client_for(tracking_uri)
+    check_store(tracking_uri)
     try:
+        client = client_for(tracking_uri)
         found = client.get_experiment_by_name(experiment)
-    except MlflowException as error:
+    except TrackingError:
+        raise
+    except Exception as error:  # MLflow's, or the database driver's (a file that is not an MLflow store)
         raise access_error(tracking_uri, error, experiment) from error
     tracking_uri = redacted(tracking_uri)
     if found is None:

@@ -89,6 +89,15 @@ def check_server(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
                             "it, or point tracking.uri (or MLFLOW_TRACKING_URI) at a running server.")
 
 
+def check_store(tracking_uri: str) -> None:
+    """Probe a tracking server (`check_server`) or a database (`check_database`) once, so that an unreachable one
+    fails within seconds rather than after MLflow's minutes of retries; any other store is left to its client."""
+    if is_http(tracking_uri):
+        check_server(tracking_uri)
+    elif is_database(tracking_uri):
+        check_database(tracking_uri)
+
+
 def wait_for_server(tracking_uri: str, limit_s: float, max_pause_s: float = 5.0) -> None:
     """Return once the tracking server answers (at once for a store that is not a server); while it is away, probe
     again with a backoff of up to `max_pause_s`, saying so, for at most `limit_s` seconds — then raise the
@@ -167,7 +176,9 @@ def access_error(tracking_uri: str, error: Exception, experiment: str) -> Tracki
         return TrackingError(f"the MLflow tracking server at {tracking_uri} denies user {user!r} access to experiment "
                              f"{experiment!r}: ask its administrator for EDIT permission, or choose another experiment "
                              "with tracking.experiment=….")
-    return TrackingError(f"cannot use the MLflow tracking store {tracking_uri}: {redacted(short_error(error))}")
+    return TrackingError(f"cannot use the MLflow tracking store {tracking_uri}: {redacted(short_error(error))}; "
+                         "check that it is an MLflow store (an SQLite file MLflow wrote, a database, a server) or "
+                         "point tracking.uri (or MLFLOW_TRACKING_URI) at one.")
 
 
 @contextmanager

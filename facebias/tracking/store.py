@@ -16,7 +16,7 @@ from pathlib import Path
 
 from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
-from facebias.tracking.server import access_error, check_database, check_server, is_database, is_http
+from facebias.tracking.server import access_error, check_store
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,7 @@ def open_client(tracking_uri: str, experiment: str, artifact_location: str | Non
     after MLflow's minutes of retries; a server's credentials come from MLFLOW_TRACKING_USERNAME /
     MLFLOW_TRACKING_PASSWORD.
     """
-    if is_http(tracking_uri):
-        check_server(tracking_uri)
-    elif is_database(tracking_uri):
-        check_database(tracking_uri)
+    check_store(tracking_uri)
     try:
         client = client_for(tracking_uri)
         return client, get_or_create_experiment(client, experiment, artifact_location)

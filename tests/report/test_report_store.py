@@ -60,6 +60,24 @@ def test_an_unreachable_server_is_one_sentence_without_its_password(tmp_path: Pa
     assert "cannot reach the MLflow tracking server at http://user:***@127.0.0.1:9" in output
 
 
+@pytest.mark.parametrize(("store", "sentence"), [
+    ("postgresql://user:s3cret@127.0.0.1:9/db", "error: cannot connect to the database of the MLflow tracking store "
+     "postgresql://user:***@127.0.0.1:9/db ("),
+    ("sqlite:///{folder}/noise.db", "error: cannot use the MLflow tracking store sqlite:///{folder}/noise.db: "
+     "(sqlite3.DatabaseError) file is not a database; check that it is an MLflow store"),
+], ids=["database-down", "not-a-store"])
+def test_a_store_that_cannot_be_read_is_one_sentence(tmp_path: Path, store: str, sentence: str) -> None:
+    """A database that is down is probed before MLflow's minutes of retries; a file that is no MLflow store is named
+    as such: one sentence, exit 1, no traceback, no password."""
+    (tmp_path / "noise.db").write_bytes(bytes(range(256)) * 64)
+    result = subprocess.run([sys.executable, "-m", "facebias.report", f"tracking_uri={store.format(folder=tmp_path)}",
+                             "log=false"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=cli_env())
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(sentence.format(folder=tmp_path)), line
+
+
 def test_redacted_hides_only_the_password() -> None:
     from facebias.redaction import redacted
 
