@@ -3,7 +3,8 @@
 Hydra reports an unknown option, an unknown key, an item past a list's end (`schedule.stages.5.lr=1`) or a value of
 the wrong type in several lines with its search path; `explain` turns each into `backbone=nope: no such option;
 available: …` or `seed=abc: not a whole number.` Flags Hydra cannot combine (`-m --cfg job`) it refuses with a
-ValueError before composing anything; `hydra_refusal` tells those from any other.
+ValueError before composing anything, and an output folder it cannot write with an OSError; `hydra_refusal`
+tells those from any other.
 """
 
 from __future__ import annotations
@@ -125,14 +126,18 @@ HYDRA_PACKAGE = Path(hydra.__file__).parent
 FACEBIAS_PACKAGE = Path(__file__).parent
 
 
-def hydra_refusal(error: ValueError) -> str | None:
-    """Hydra's refusal of the command's flags (`--multirun` with `--cfg`, `--resolve` without `--cfg`,
-    `--shell-completion` without a subcommand, `--experimental-rerun` of a missing file) as one sentence, or None
-    when `error` was raised anywhere else: its last frame is not Hydra's, or the error passed through facebias code
-    (the task function) on its way."""
+def hydra_refusal(error: Exception) -> str | None:
+    """Hydra's refusal of the command as one sentence — of its flags (`--multirun` with `--cfg`, `--resolve` without
+    `--cfg`, `--shell-completion` without a subcommand: a ValueError), or of its output folder (an OSError: a file in
+    the way, no permission) — or None when `error` was not raised by Hydra's own code: no frame of Hydra's on its way
+    up, or a frame of facebias' (the task function, a callback) among them."""
     frames = traceback.extract_tb(error.__traceback__)[1:]  # the first frame is the caller's, which caught it
-    if not frames or not Path(frames[-1].filename).is_relative_to(HYDRA_PACKAGE):
+    files = [Path(frame.filename) for frame in frames]
+    if not any(file.is_relative_to(HYDRA_PACKAGE) for file in files):
         return None
-    if any(Path(frame.filename).is_relative_to(FACEBIAS_PACKAGE) for frame in frames):
+    if any(file.is_relative_to(FACEBIAS_PACKAGE) for file in files):
         return None
+    if isinstance(error, OSError):
+        return (f"Hydra cannot write its output folder {error.filename}: {error.strerror}; run the command in a "
+                "folder you can write, or set hydra.run.dir=… (hydra.sweep.dir=… for a sweep).")
     return f"{str(error).rstrip('.!')}."

@@ -84,7 +84,8 @@ USAGE_ERROR = 2
 
 def run_main() -> None:
     """`python -m facebias.train` and the `facebias-train` script (as `cli`): Hydra's main, with a bad override or
-    flags Hydra cannot combine reported as one sentence (exit status 2).
+    flags Hydra cannot combine reported as one sentence (exit status 2), and so is an output folder Hydra cannot
+    write (exit status 1).
 
     Hydra prints composition errors itself unless HYDRA_FULL_ERROR=1, which makes it raise them instead; set here
     so that `explain` can word them. A user who sets HYDRA_FULL_ERROR=1 gets Hydra's full report, as documented.
@@ -103,12 +104,12 @@ def run_main() -> None:
             raise
         print(f"error: {redacted_text(sentence)}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         refusal = hydra_refusal(error)
         if refusal is None or users["HYDRA_FULL_ERROR"] == "1":
             raise
-        print(f"error: {refusal}", file=sys.stderr)
-        raise SystemExit(USAGE_ERROR) from None
+        print(f"error: {redacted_text(refusal)}", file=sys.stderr)
+        raise SystemExit(1 if isinstance(error, OSError) else USAGE_ERROR) from None
     finally:
         for key, value in users.items():
             if value is None:

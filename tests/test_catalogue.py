@@ -174,6 +174,17 @@ def test_the_command_line_says_one_sentence_before_anything_loads(tmp_path: Path
     assert not (tmp_path / "mlruns").exists(), "the MLflow store is not even created"
 
 
+def test_an_output_folder_hydra_cannot_write_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where the run's folder would go")
+    result = subprocess.run([sys.executable, "-m", "facebias.train", "trainer=smoke", "hydra.run.dir=taken"],
+                            cwd=tmp_path, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: Hydra cannot write its output folder taken: File exists; run the command in a folder you can write, "
+        "or set hydra.run.dir=… (hydra.sweep.dir=… for a sweep)."]
+    assert not (tmp_path / "mlruns").exists(), "nothing started"
+
+
 def _rerun_of_a_missing_file() -> None:
     """What Hydra runs for `--experimental-rerun nowhere.pickle`: a ValueError raised in Hydra's code."""
     with warnings.catch_warnings():
