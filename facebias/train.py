@@ -60,7 +60,11 @@ def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
     logging.captureWarnings(True)
     choices = dict(hydra_config.runtime.choices)
     resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))  # a DictConfig becomes a dict
-    store = tracking_store(tracking_config(resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
+    try:
+        store = tracking_store(tracking_config(resolved["tracking"]), Path(hydra.utils.get_original_cwd()))
+    except FacebiasError as error:
+        print(f"error: {redacted_text(str(error))}", file=sys.stderr)
+        raise SystemExit(1) from error
     run = partial(train, resolved=resolved, output_dir=Path(hydra_config.runtime.output_dir), store=store,
                   choices=choices)
     if multirun:

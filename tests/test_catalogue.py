@@ -174,15 +174,20 @@ def test_the_command_line_says_one_sentence_before_anything_loads(tmp_path: Path
     assert not (tmp_path / "mlruns").exists(), "the MLflow store is not even created"
 
 
-def test_an_output_folder_hydra_cannot_write_is_one_sentence(tmp_path: Path) -> None:
-    (tmp_path / "taken").write_text("a file where the run's folder would go")
-    result = subprocess.run([sys.executable, "-m", "facebias.train", "trainer=smoke", "hydra.run.dir=taken"],
-                            cwd=tmp_path, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+@pytest.mark.parametrize(("in_the_way", "overrides", "message"), [
+    ("taken", ["hydra.run.dir=taken"], "Hydra cannot write its output folder taken: File exists; run the command in a "
+     "folder you can write, or set hydra.run.dir=… (hydra.sweep.dir=… for a sweep)."),
+    ("mlruns", [], "cannot create the folder of the default MLflow store {folder}/mlruns: File exists; set "
+     "tracking.store_dir=… to a folder you can write, or point tracking.uri at a store."),
+], ids=["output-folder", "store-folder"])
+def test_a_file_where_a_folder_goes_is_one_sentence(tmp_path: Path, in_the_way: str, overrides: list[str],
+                                                    message: str) -> None:
+    (tmp_path / in_the_way).write_text("a file where a folder would go")
+    result = subprocess.run([sys.executable, "-m", "facebias.train", "trainer=smoke", *overrides], cwd=tmp_path,
+                            capture_output=True, text=True, env=os.environ.copy(), timeout=120)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "error: Hydra cannot write its output folder taken: File exists; run the command in a folder you can write, "
-        "or set hydra.run.dir=… (hydra.sweep.dir=… for a sweep)."]
-    assert not (tmp_path / "mlruns").exists(), "nothing started"
+    assert result.stderr.strip().splitlines() == [f"error: {message.format(folder=tmp_path)}"]
+    assert not (tmp_path / "mlruns").is_dir(), "no store, no run"
 
 
 def _rerun_of_a_missing_file() -> None:

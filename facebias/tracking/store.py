@@ -52,15 +52,20 @@ def tracking_store(config: TrackingConfig, base_dir: Path, uri: str | None = Non
     """The store runs go to, or None when tracking is disabled (and no `uri` given).
 
     The URI is, first to last: `uri` (a command's own `tracking_uri=`), MLFLOW_TRACKING_URI, `tracking.uri`, else
-    SQLite at <base_dir>/<store_dir>/mlflow.db (the folder is created). `base_dir` is where the command was started
-    (Hydra's original working directory for a run).
+    SQLite at <base_dir>/<store_dir>/mlflow.db (the folder is created; TrackingError if it cannot be). `base_dir` is
+    where the command was started (Hydra's original working directory for a run).
     """
     if uri is None and not config.enabled:
         return None
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or config.uri
     if not chosen:
         folder = (base_dir / config.store_dir).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingError(f"cannot create the folder of the default MLflow store {folder}: {error.strerror}; "
+                                "set tracking.store_dir=… to a folder you can write, or point tracking.uri at a "
+                                "store.") from error
         chosen = f"sqlite:///{folder / 'mlflow.db'}"
     return TrackingStore(chosen, config.experiment, default_artifact_location(chosen), config.offline_after_s)
 
