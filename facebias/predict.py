@@ -18,7 +18,14 @@ from facebias.cli import Command, run_command
 from facebias.config import tracking_config
 from facebias.data.dataset import ATTRIBUTE_COLUMNS
 from facebias.data.groups import group_keys
-from facebias.data.inputs import LABEL_COLUMNS, default_attributes, read_attributes, read_images
+from facebias.data.inputs import (
+    LABEL_COLUMNS,
+    check_attributes_path,
+    check_images_path,
+    default_attributes,
+    read_attributes,
+    read_images,
+)
 from facebias.errors import ConfigError
 from facebias.io import write_text
 from facebias.metrics import BIAS_ATTRIBUTES, bias_scores, mean_absolute_error
@@ -61,6 +68,14 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
             raise ConfigError(f"{key} is not set: run `python -m facebias.predict model=runs:/<run id>/model "
                               "images=<folder of images | .npy>`.")
     images_path = Path(cfg.images)
+    attributes_path = Path(cfg.attributes) if cfg.attributes else default_attributes(images_path)
+    check_images_path(images_path)
+    if attributes_path is not None:
+        check_attributes_path(attributes_path)
+    output = Path(cfg.output) if cfg.output else default_output(images_path)
+    if output.is_dir():
+        raise ConfigError(f"output={output} is a folder: give the CSV file to write, e.g. "
+                          f"output={output / 'predictions.csv'}.")
     store = tracking_store(tracking_config(cfg.tracking), Path.cwd())
     if store is None and not Path(str(cfg.model)).is_dir():
         raise ConfigError(f"model={cfg.model} is read from MLflow: drop tracking=none, or give a model folder.")
@@ -68,7 +83,6 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
         model, group_attributes = load_keras_model(str(cfg.model), store.uri if store else "", Path(folder))
     inputs = model.input if isinstance(model.input, dict) else {"image": model.input}
     images, names = read_images(images_path, tuple(inputs["image"].shape[1:3]))
-    attributes_path = Path(cfg.attributes) if cfg.attributes else default_attributes(images_path)
     calibrated = GROUP_INPUT in inputs
     needed = list(group_attributes or ATTRIBUTE_COLUMNS) if calibrated else list(LABEL_COLUMNS)
     if calibrated and attributes_path is None:
@@ -87,7 +101,6 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
         scores = {"mae": mean_absolute_error(ages, predicted), **bias_scores(ages, predicted, labels)}
     if labels is not None:
         table = pd.concat([table, labels.drop(columns="apparent_age", errors="ignore")], axis=1)
-    output = Path(cfg.output) if cfg.output else default_output(images_path)
     write_text(output, table.to_csv(index=False))
     return output, scores
 

@@ -18,9 +18,23 @@ LABEL_COLUMNS: tuple[str, ...] = ("apparent_age", *ATTRIBUTE_COLUMNS)
 """The columns an attributes CSV must have (and `file`, naming each image, for a folder)."""
 
 
+def check_images_path(images: Path) -> None:
+    """Refuse an `images` path that is neither a folder nor a .npy file (before any model is loaded)."""
+    if not images.is_dir() and (images.suffix != ".npy" or not images.is_file()):
+        raise DataError(f"images={images} is neither a folder of images nor a .npy file.")
+
+
+def check_attributes_path(attributes: Path) -> None:
+    """Refuse an `attributes` path that is not a file (before any model is loaded)."""
+    if not attributes.is_file():
+        raise DataError(f"attributes={attributes} is not a file: give the CSV of the images' attributes (columns "
+                        f"{', '.join(LABEL_COLUMNS)}, and file naming each image of a folder).")
+
+
 def read_images(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     """uint8 RGB images of `size` (height, width) and their names: a folder's image files (by name) or the rows of
     a (N, H, W, 3) uint8 .npy array (`0`, `1`, …), resized where they differ."""
+    check_images_path(path)
     height, width = size
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -33,8 +47,6 @@ def read_images(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, list[str
             index, reason = next(iter(failures.items()))
             raise DataError(f"images={path}: {files[index].name} cannot be decoded ({reason}).")
         return images, [p.name for p in files]
-    if path.suffix != ".npy" or not path.is_file():
-        raise DataError(f"images={path} is neither a folder of images nor a .npy file.")
     images = np.load(path, mmap_mode="r")
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise DataError(f"images={path} holds a {images.dtype} array of shape {images.shape}; expected uint8 images "
@@ -58,7 +70,11 @@ def read_attributes(path: Path, names: list[str], from_folder: bool,
                     needed: Sequence[str] = LABEL_COLUMNS) -> pd.DataFrame:
     """The attributes CSV in image order (rows matched by `file` for a folder, in row order for an array): the
     `needed` columns, and those of LABEL_COLUMNS it also has."""
-    table = pd.read_csv(path)
+    check_attributes_path(path)
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, OSError) as error:  # pandas' parser errors and a file that is not text are ValueErrors
+        raise DataError(f"attributes={path} cannot be read as a CSV file ({str(error).splitlines()[0]}).") from error
     required = [*needed, "file"] if from_folder else list(needed)
     missing = [column for column in required if column not in table.columns]
     if missing:
