@@ -1,5 +1,9 @@
 """User-facing errors: each carries one sentence that names the thing at fault and what would be accepted."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class FacebiasError(Exception):
     """Base of every error meant to be read by a person rather than debugged."""
@@ -35,3 +39,11 @@ class NonFiniteLossError(FacebiasError, RuntimeError):
 
 class ReportError(FacebiasError):
     """A sweep's runs cannot be turned into a results table."""
+
+
+def path_problem(path: Path, folder: bool) -> str:
+    """How `path` fails to be the folder (`folder`) or the file that was asked for, for an error's sentence: "does
+    not exist", "is a file, not a folder" or "is a folder, not a file"."""
+    if not path.exists():
+        return "does not exist"
+    return "is a file, not a folder" if folder else "is a folder, not a file"

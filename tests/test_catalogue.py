@@ -125,6 +125,12 @@ RUN_CASES = [
      "or copy the file there, or set backbone.weights=null to train from scratch."),
     (["data=appa_real", "data.root=/nowhere/appa"], DataError, MISSING_DATA_ROOT["appa_real"]),
     (["data=kit_arrays", "data.root=/nowhere/kit"], DataError, MISSING_DATA_ROOT["kit_arrays"]),
+    (["data=appa_real", "data.root=/dev/null"], DataError,
+     MISSING_DATA_ROOT["appa_real"].replace("/nowhere/appa does not exist", "/dev/null is a file, not a folder")),
+    (["backbone=resnet50", "backbone.weights=/"], WeightsError,
+     "VGGFace2 ResNet50 weights file / is a folder, not a file: the VGGFace2 ResNet50 Keras weights (e.g. the "
+     "starting kit's / keras-vggface rcmalli_vggface_tf_notop_resnet50.h5) must be downloaded by you and passed as "
+     "backbone.weights=/path/to/file.h5, or set backbone.weights=null to train from random initialisation."),
     (["tracking.uri=http://127.0.0.1:9"], TrackingError,
      "cannot reach the MLflow tracking server at http://127.0.0.1:9 (connection refused): start it, or point "
      "tracking.uri (or MLFLOW_TRACKING_URI) at a running server."),
@@ -242,4 +248,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 40
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 42

@@ -34,7 +34,7 @@ from facebias.data.appa_tables import read_split_table
 from facebias.data.dataset import SPLIT_NAMES, Dataset, Split
 from facebias.data.images import decode_images
 from facebias.data.validation import check_image_size, listing
-from facebias.errors import DataError
+from facebias.errors import DataError, path_problem
 from facebias.options import ON_BAD_IMAGES
 
 if TYPE_CHECKING:
@@ -92,13 +92,14 @@ def _handle_bad_images(bad: list[tuple[Path, str]], root: Path, on_bad_image: st
 def _check_layout(root: Path, attributes_dir: Path) -> None:
     if not root.is_dir():
         raise DataError(
-            f"the APPA-REAL folder {root} does not exist; set data.root to the unpacked release (the folder holding "
-            "train/, valid/, test/ and gt_avg_*.csv)."
+            f"the APPA-REAL folder {root} {path_problem(root, folder=True)}; set data.root to the unpacked release "
+            "(the folder holding train/, valid/, test/ and gt_avg_*.csv)."
         )
     if not attributes_dir.is_dir():
         raise DataError(
-            f"the attributes folder {attributes_dir} does not exist; set data.attributes_dir to the folder holding "
-            "allcategories_{train,valid,test}.csv, or null to use the release folder."
+            f"the attributes folder {attributes_dir} {path_problem(attributes_dir, folder=True)}; set "
+            "data.attributes_dir to the folder holding allcategories_{train,valid,test}.csv, or null to use the "
+            "release folder."
         )
     files = [root / f"gt_avg_{name}.csv" for name in SPLIT_NAMES]
     files += [attributes_dir / f"allcategories_{name}.csv" for name in SPLIT_NAMES]

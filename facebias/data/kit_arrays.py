@@ -38,7 +38,7 @@ from facebias.data.validation import (
     match_vocabulary,
     one_line,
 )
-from facebias.errors import DataError
+from facebias.errors import DataError, path_problem
 from facebias.options import CHANNEL_ORDERS
 
 if TYPE_CHECKING:
@@ -230,7 +230,8 @@ def _check_files(root: Path) -> None:
     optional = [f"{kind}_{name}.npy" for kind in ("labels", "meta_data") for name in LABEL_OPTIONAL_SPLITS]
     expected = f"expected {', '.join(required)} (optional: {', '.join(optional)})"
     if not root.is_dir():
-        raise DataError(f"the starting-kit folder {root} does not exist; set data.root to the folder: {expected}.")
+        raise DataError(f"the starting-kit folder {root} {path_problem(root, folder=True)}; set data.root to the "
+                        f"folder: {expected}.")
     missing = [name for name in required if not (root / name).is_file()]
     if missing:
         raise DataError(f"the starting-kit folder {root} lacks {listing(missing)}; {expected}.")

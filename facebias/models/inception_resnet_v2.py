@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from facebias.config import BackboneConfig
-from facebias.errors import ConfigError, WeightsError
+from facebias.errors import ConfigError, WeightsError, path_problem
 
 MIN_INPUT_SIZE = 75
 FIRST_BLOCK_END = "mixed_5b"
@@ -54,7 +54,7 @@ def _weights_file(weights: str) -> Path:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsError(
-            f"InceptionResNetV2 weights file {path} does not exist; pass an existing .h5 file, "
+            f"InceptionResNetV2 weights file {path} {path_problem(path, folder=False)}; pass an existing .h5 file, "
             "backbone.weights=imagenet (Keras' cached ImageNet weights) or backbone.weights=null."
         )
     return path

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from facebias.config import BackboneConfig
-from facebias.errors import ConfigError, WeightsError
+from facebias.errors import ConfigError, WeightsError, path_problem
 
 logger = logging.getLogger("facebias.models")
 
@@ -151,8 +151,8 @@ def load_weights_by_name(model: keras.Model, path: str | os.PathLike) -> Weights
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(
-            f"VGGFace2 ResNet50 weights file {path} does not exist: the VGGFace2 ResNet50 Keras weights "
-            "(e.g. the starting kit's / keras-vggface rcmalli_vggface_tf_notop_resnet50.h5) must be "
+            f"VGGFace2 ResNet50 weights file {path} {path_problem(path, folder=False)}: the VGGFace2 ResNet50 "
+            "Keras weights (e.g. the starting kit's / keras-vggface rcmalli_vggface_tf_notop_resnet50.h5) must be "
             "downloaded by you and passed as backbone.weights=/path/to/file.h5, or set "
             "backbone.weights=null to train from random initialisation."
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facebias.errors import TrackingError
+from facebias.errors import TrackingError, path_problem
 from facebias.io import write_json, write_text
 from facebias.overrides import override_value
 
@@ -67,7 +67,8 @@ class RunJournal:
     def load(cls, folder: Path) -> RunJournal:
         """Read a folder written by `save`; TrackingError if it is not one."""
         if not (folder / "run.json").is_file():
-            raise TrackingError(f"{folder} is not an offline run folder: it has no run.json (give the "
+            reason = "it has no run.json" if folder.is_dir() else f"it {path_problem(folder, folder=True)}"
+            raise TrackingError(f"{folder} is not an offline run folder: {reason} (give the "
                                 f"{OFFLINE_FOLDER} folder of a run's output directory).")
         try:
             info = json.loads((folder / "run.json").read_text())

@@ -354,10 +354,12 @@ def test_basic_auth_without_a_login_or_with_a_wrong_password_fails_at_start(
     _assert_nothing_running(client)
 
 
-def test_sync_of_a_folder_that_is_not_an_offline_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert sync_main([str(tmp_path)]) == 1
+@pytest.mark.parametrize(("folder", "reason"), [("", "it has no run.json"), ("nowhere", "it does not exist")])
+def test_sync_of_a_folder_that_is_not_an_offline_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                            folder: str, reason: str) -> None:
+    assert sync_main([str(tmp_path / folder)]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"error: {tmp_path} is not an offline run folder: it has no run.json (give the {OFFLINE_FOLDER} folder of a "
+        f"error: {tmp_path / folder} is not an offline run folder: {reason} (give the {OFFLINE_FOLDER} folder of a "
         "run's output directory)."
     )
 
