@@ -76,8 +76,9 @@ def predict(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
     if output.is_dir():
         raise ConfigError(f"output={output} is a folder: give the CSV file to write, e.g. "
                           f"output={output / 'predictions.csv'}.")
-    store = tracking_store(tracking_config(cfg.tracking), Path.cwd())
-    if store is None and not Path(str(cfg.model)).is_dir():
+    model_folder = Path(str(cfg.model)).is_dir()
+    store = None if model_folder else tracking_store(tracking_config(cfg.tracking), Path.cwd(), read_by="tracking.uri")
+    if store is None and not model_folder:
         raise ConfigError(f"model={cfg.model} is read from MLflow: drop tracking=none, or give a model folder.")
     with tempfile.TemporaryDirectory(prefix="facebias-model-") as folder:
         model, group_attributes = load_keras_model(str(cfg.model), store.uri if store else "", Path(folder))

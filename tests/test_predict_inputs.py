@@ -1,5 +1,6 @@
 """`python -m facebias.predict`'s inputs: a path that cannot be read is one sentence, said before any model is read
-(the model named here does not exist, so a later check would report the model instead)."""
+(the model named here does not exist, so a later check would report the model instead); a store that does not
+exist is not created."""
 
 from __future__ import annotations
 
@@ -50,3 +51,14 @@ def test_attributes_that_are_no_csv_and_a_folder_without_images_are_one_sentence
         read_attributes(folder / "noise.csv", ["0", "1"], from_folder=False)
     with pytest.raises(DataError, match=r"^images=.*empty holds no image file \(\.jpg, "):
         read_images(folder / "empty", (8, 8))
+
+
+def test_a_model_read_from_a_store_that_does_not_exist_creates_none(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert predict_main([f"model={MISSING_MODEL}", f"images={folder / 'faces.npy'}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: no MLflow store at sqlite:///{folder}/mlruns/mlflow.db: run the command where the runs were "
+        "recorded, or name their store with tracking.uri=sqlite:///….db (or any other store URI)."]
+    assert not (folder / "mlruns").exists()

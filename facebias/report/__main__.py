@@ -45,7 +45,7 @@ REPORT = Command(
 def report_store(cfg: DictConfig) -> TrackingStore:
     """The one store the report reads runs from and marks dead runs in: `tracking_uri` if given, else as training
     finds it."""
-    store = tracking_store(tracking_config(cfg.tracking), Path.cwd(), cfg.tracking_uri or None)
+    store = tracking_store(tracking_config(cfg.tracking), Path.cwd(), cfg.tracking_uri or None, read_by="tracking_uri")
     if store is None:
         raise ConfigError("tracking=none leaves the report no runs to read: drop it, or give tracking_uri=<MLflow "
                           "store>.")
@@ -58,6 +58,8 @@ def report(cfg: DictConfig) -> int:
         raise ConfigError(f"split={cfg.split} is invalid; accepted: {', '.join(SPLITS)}.")
     if not isinstance(cfg.log, bool):
         raise ConfigError(f"log={cfg.log} is invalid; accepted: true, false.")
+    if cfg.out and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise ConfigError(f"out={cfg.out} is a file: give the folder to write the report into (created if needed).")
     store = report_store(cfg)
     parent, children = load_sweep(store, None if cfg.parent is None else str(cfg.parent))
     folder = Path(cfg.out) if cfg.out else Path("multirun") / "reports" / parent.info.run_id

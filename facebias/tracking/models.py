@@ -219,6 +219,10 @@ def stored_location(uri: str, tracking_uri: str) -> str:
         model_id = run_model_id(client, run_id)
         if model_id is not None:
             return stored_location(logged_model_uri(model_id), tracking_uri)
+        if not with_retries(lambda: client.list_artifacts(run_id, MODEL_NAME), "list the run's artifacts"):
+            raise TrackingError(f"run {run_id} has no model: a run with tracking.log_model=false saves none, nor "
+                                "does one that ended before its model was logged; give the run of a model (its "
+                                "summary's `model:` line), or a model folder.")
     return uri
 
 

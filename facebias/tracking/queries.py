@@ -85,7 +85,9 @@ def load_sweep_runs(store: TrackingStore, parent_run_id: str | None = None, *, p
         try:
             parent = client.get_run(parent_run_id)
         except MlflowException as error:
-            raise TrackingError(f"no run {parent_run_id!r} in {tracking_uri}.") from error
+            raise TrackingError(f"no run {parent_run_id!r} in {tracking_uri}: give the run id of a sweep's parent "
+                                "(the sweep prints it as it ends), or leave parent unset for the most recent "
+                                "sweep.") from error
     else:
         parents = client.search_runs(
             [found.experiment_id], tag_filter(parent_tags), order_by=["attributes.start_time DESC"], max_results=1

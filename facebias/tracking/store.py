@@ -48,25 +48,31 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return (database.parent / "artifacts").as_uri()
 
 
-def tracking_store(config: TrackingConfig, base_dir: Path, uri: str | None = None) -> TrackingStore | None:
+def tracking_store(config: TrackingConfig, base_dir: Path, uri: str | None = None,
+                   read_by: str | None = None) -> TrackingStore | None:
     """The store runs go to, or None when tracking is disabled (and no `uri` given).
 
     The URI is, first to last: `uri` (a command's own `tracking_uri=`), MLFLOW_TRACKING_URI, `tracking.uri`, else
     SQLite at <base_dir>/<store_dir>/mlflow.db (the folder is created; TrackingError if it cannot be). `base_dir` is
-    where the command was started (Hydra's original working directory for a run).
+    where the command was started (Hydra's original working directory for a run). A command that only reads names
+    its store key in `read_by`: an SQLite store that does not exist is then a TrackingError, not created empty.
     """
     if uri is None and not config.enabled:
         return None
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or config.uri
     if not chosen:
         folder = (base_dir / config.store_dir).resolve()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise TrackingError(f"cannot create the folder of the default MLflow store {folder}: {error.strerror}; "
-                                "set tracking.store_dir=… to a folder you can write, or point tracking.uri at a "
-                                "store.") from error
         chosen = f"sqlite:///{folder / 'mlflow.db'}"
+        if read_by is None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise TrackingError(f"cannot create the folder of the default MLflow store {folder}: "
+                                    f"{error.strerror}; set tracking.store_dir=… to a folder you can write, or point "
+                                    "tracking.uri at a store.") from error
+    if read_by is not None and chosen.startswith("sqlite:///") and not Path(chosen[len("sqlite:///"):]).is_file():
+        raise TrackingError(f"no MLflow store at {chosen}: run the command where the runs were recorded, or name "
+                            f"their store with {read_by}=sqlite:///….db (or any other store URI).")
     return TrackingStore(chosen, config.experiment, default_artifact_location(chosen), config.offline_after_s)
 
 

@@ -325,6 +325,24 @@ def test_cli_reports_a_sweep_and_logs_it_to_the_parent(tmp_path: Path) -> None:
     assert artifacts == {"report/results.csv", "report/results.html", "report/results.md", "report/results.png"}
 
 
+def test_an_unknown_parent_and_an_out_that_is_a_file_are_one_sentence(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from facebias.report.__main__ import main as report_main
+
+    uri, _ = make_store(tmp_path)
+    (tmp_path / "taken.txt").write_text("")
+    missing = "0123456789abcdef0123456789abcdef"
+    assert report_main([f"tracking_uri={uri}", f"parent={missing}", "log=false", f"out={tmp_path / 'r'}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (  # after MLflow's lines opening the store
+        f"error: no run '{missing}' in {uri}: give the run id of a sweep's parent (the sweep prints it as it ends), "
+        "or leave parent unset for the most recent sweep.")
+    assert report_main([f"tracking_uri={uri}", "log=false", f"out={tmp_path / 'taken.txt'}"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: out={tmp_path / 'taken.txt'} is a file: give the folder to write the report into (created if "
+        "needed).")
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_error_on_an_empty_experiment(tmp_path: Path) -> None:
     uri, _ = make_store(tmp_path, with_sweep=False)
     result = run_cli(tmp_path, "--tracking-uri", uri, "--no-log")

@@ -78,6 +78,16 @@ def test_a_store_that_cannot_be_read_is_one_sentence(tmp_path: Path, store: str,
     assert line.startswith(sentence.format(folder=tmp_path)), line
 
 
+def test_a_report_where_no_runs_were_recorded_creates_no_store(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "facebias.report"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=cli_env())
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no MLflow store at sqlite:///{tmp_path}/mlruns/mlflow.db: run the command where the runs were "
+        "recorded, or name their store with tracking_uri=sqlite:///….db (or any other store URI)."]
+    assert list(tmp_path.iterdir()) == [], "no empty store left behind"
+
+
 def test_redacted_hides_only_the_password() -> None:
     from facebias.redaction import redacted
 

@@ -25,7 +25,9 @@ from omegaconf import OmegaConf
 from facebias.config import to_train_config
 from facebias.data.dataset import ATTRIBUTE_COLUMNS
 from facebias.data.sources import load_dataset
+from facebias.errors import TrackingError
 from facebias.metrics import bias_scores, mean_absolute_error
+from facebias.tracking.models import download_model
 
 pytestmark = pytest.mark.slow
 """A model trained in-process, subprocesses that load TensorFlow, or the quick grid."""
@@ -238,3 +240,9 @@ def test_without_log_model_a_run_saves_logs_and_names_no_model(tmp_path: Path, t
         assert run.info.status == "FINISHED" and run.data.metrics["test/mae"] == result.metrics["test/mae"]
         assert list(client.search_logged_models([run.info.experiment_id])) == []
         assert run.outputs is None or run.outputs.model_outputs == []
+        with pytest.raises(TrackingError) as caught:
+            download_model(f"runs:/{result.run_id}/model", uri, tmp_path / "download")
+        assert str(caught.value) == (
+            f"run {result.run_id} has no model: a run with tracking.log_model=false saves none, nor does one that "
+            "ended before its model was logged; give the run of a model (its summary's `model:` line), or a model "
+            "folder.")
