@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 
@@ -47,3 +48,11 @@ def path_problem(path: Path, folder: bool) -> str:
     if not path.exists():
         return "does not exist"
     return "is a file, not a folder" if folder else "is a folder, not a file"
+
+
+def error_text(error: BaseException) -> str:
+    """What a run's or a sweep job's `error` records of `error`: a FacebiasError's sentence as it is, any other
+    error with its type (`ValueError: …`), which says where to look."""
+    if isinstance(error, FacebiasError):
+        return str(error)
+    return "".join(traceback.format_exception_only(type(error), error)).strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +28,7 @@ from facebias.overrides import explain, hydra_refusal
 from facebias.redaction import redacted_text, redacting_process_output
 from facebias.run.start import train
 from facebias.run.summary import print_summary
-from facebias.run.sweep import OBJECTIVE, fail_open_sweep, run_sweep_job
+from facebias.run.sweep import OBJECTIVE, fail_open_sweep, run_sweep_job, sweep_started
 from facebias.shutdown import as_process
 from facebias.tracking.store import tracking_store
 
@@ -86,6 +87,26 @@ USAGE_ERROR = 2
 """Exit status of a command line Hydra cannot compose (no such option or key, a value of the wrong type)."""
 
 
+def stopped_command(error: Exception) -> tuple[int, str | None]:
+    """The exit status and one sentence for an error that stopped the command outside a run (None: a bug, left to
+    its traceback): a sweeper's bad setting (a FacebiasError); Hydra's refusal of its flags or output folder; or,
+    in a sweep's launcher, whatever stopped the sweep (a launcher or sweeper that cannot start its jobs, e.g.
+    submitit without Slurm's commands)."""
+    if isinstance(error, FacebiasError):
+        return (USAGE_ERROR if isinstance(error, UnknownKeyError) else 1), str(error)
+    if isinstance(error, (ValueError, OSError)):
+        refusal = hydra_refusal(error)
+        if refusal is not None:
+            return (1 if isinstance(error, OSError) else USAGE_ERROR), refusal
+    if sweep_started():
+        raised_in = Path(traceback.extract_tb(error.__traceback__)[-1].filename)
+        package = next((part for part in reversed(raised_in.parts[:-1]) if part.endswith("-packages")), None)
+        origin = raised_in.parts[raised_in.parts.index(package) + 1] if package else raised_in.name
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return 1, f"the sweep stopped: {first_line or type(error).__name__} ({type(error).__name__} in {origin})."
+    return 1, None
+
+
 def run_main() -> None:
     """`python -m facebias.train` and the `facebias-train` script (as `cli`): Hydra's main, with a bad override or
     flags Hydra cannot combine reported as one sentence (exit status 2), and so is an output folder Hydra cannot
@@ -108,12 +129,15 @@ def run_main() -> None:
             raise
         print(f"error: {redacted_text(sentence)}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
-    except (ValueError, OSError) as error:
-        refusal = hydra_refusal(error)
-        if refusal is None or users["HYDRA_FULL_ERROR"] == "1":
+    except Exception as error:
+        status, stopped = stopped_command(error)
+        if stopped is None:
             raise
-        print(f"error: {redacted_text(refusal)}", file=sys.stderr)
-        raise SystemExit(1 if isinstance(error, OSError) else USAGE_ERROR) from None
+        fail_open_sweep(stopped)
+        if users["HYDRA_FULL_ERROR"] == "1":
+            raise
+        print(f"error: {redacted_text(stopped)}", file=sys.stderr)
+        raise SystemExit(status) from None
     finally:
         for key, value in users.items():
             if value is None:

@@ -108,6 +108,10 @@ CLI_CASES = [(overrides, 2, message) for overrides, message in COMPOSITION_CASES
      "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified."),
     (["--resolve"], 2, "The --resolve flag can only be used in conjunction with --cfg or --help."),
     (["--shell-completion"], 2, "Expecting one subcommand from ['install', 'uninstall', 'query'] to be set."),
+    (["-m", "experiment=glob(nomatch*)"], 1, "the sweep has no job: a list of its overrides is empty or matches "
+     "nothing (e.g. experiment=glob(…) that names no experiment; --help lists the options)."),
+    (["-m", "seed=0,1", "hydra.sweeper.max_batch_size=0"], 1, "hydra.sweeper.max_batch_size=0 is invalid: use a "
+     "whole number >= 1 (jobs launched at a time), or null for all at once."),
 ]
 """Run as a user runs them: `python -m facebias.train …`, in a fresh folder (a key the schema does not know is a
 usage error, exit status 2, as a misspelt one is; a data folder that does not exist is refused before the tracking
@@ -141,10 +145,15 @@ RUN_CASES = [
 ]
 
 SWEEP_CASES = [
-    (["backbone=nope,small_cnn"],
+    (["backbone=nope,small_cnn"], 2,
      "backbone=nope: no such option; available: inception_resnet_v2, resnet50, small_cnn."),
+    (["+search=fair_pareto", "hydra.sweeper.n_trials=0"], 1, "hydra.sweeper.n_trials=0: give a whole number of at "
+                                                            "least 1."),
+    (["+search=fair_pareto", "hydra.sweeper.storage=nope://x/y"], 1,
+     "the sweep stopped: Can't load plugin: sqlalchemy.dialects:nope (NoSuchModuleError in sqlalchemy)."),
 ]
-"""A sweep (-m) whose job Hydra cannot compose: it stops there, its parent run FAILED with the sentence."""
+"""A sweep (-m) whose job Hydra cannot compose, whose sweeper refuses a setting, or whose sweeper or launcher cannot
+start its jobs: it stops there, its parent run FAILED with the sentence."""
 
 
 def _statuses(store: Path) -> list[str]:
@@ -233,12 +242,12 @@ def test_bad_data_weights_and_tracking(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("overrides", "message"), SWEEP_CASES)
-def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, overrides: list[str],
+@pytest.mark.parametrize(("overrides", "status", "message"), SWEEP_CASES)
+def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, overrides: list[str], status: int,
                                                                 message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "facebias.train", "-m", "trainer=smoke", *overrides], cwd=tmp_path,
                             capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    assert result.returncode == 2
+    assert result.returncode == status
     assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert "Traceback" not in result.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
@@ -248,4 +257,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 42
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 44

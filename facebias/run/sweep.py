@@ -15,7 +15,6 @@ import json
 import logging
 import shlex
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from omegaconf import DictConfig
 
 import facebias.identity as identity
 from facebias.config import tracking_config
-from facebias.errors import FacebiasError
+from facebias.errors import FacebiasError, error_text
 from facebias.identity import TRIAL_TAG, config_fingerprint, sweep_key
 from facebias.io import write_json, write_text
 from facebias.liveness import mark_dead_children
@@ -123,6 +122,17 @@ class SweepTracking(Callback):
         a sweep folder that cannot be written (a full disk): its jobs would not find their parent and would train as
         runs of their own, so the parent, if opened, ends FAILED with the sentence and no job is launched."""
         mark_launcher()
+        STARTED_SWEEPS.append(Path(config.hydra.sweep.dir))
+        batch = config.hydra.sweeper.get("max_batch_size")
+        if isinstance(batch, int) and batch < 1:
+            print(f"error: hydra.sweeper.max_batch_size={batch} is invalid: use a whole number >= 1 (jobs launched "
+                  "at a time), or null for all at once.", file=sys.stderr)
+            raise SystemExit(1)
+        size = sweep_size(config)
+        if size == 0:
+            print("error: the sweep has no job: a list of its overrides is empty or matches nothing (e.g. "
+                  "experiment=glob(…) that names no experiment; --help lists the options).", file=sys.stderr)
+            raise SystemExit(1)
         try:
             self._open_parent(config)
         except FacebiasError as error:
@@ -134,7 +144,7 @@ class SweepTracking(Callback):
                 end_run(self.store, self.parent_run_id, "FAILED", {identity.ERROR_TAG: message})
             print(f"error: {message}", file=sys.stderr)
             raise SystemExit(1) from None
-        self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, sweep_size(config)).start()
+        self.progress = SweepProgress(Path(config.hydra.sweep.dir) / JOBS_FOLDER, size).start()
 
     def _open_parent(self, config: DictConfig) -> None:
         self.store = store = sweep_store(config)
@@ -176,7 +186,9 @@ class SweepTracking(Callback):
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
         if failed:
-            summary = "; ".join(outcome.describe() for outcome in failed)
+            errors = {outcome.error for outcome in failed}
+            summary = (f"each with {failed[0].error}" if len(failed) > 1 and len(errors) == 1
+                       else "; ".join(outcome.describe() for outcome in failed))
             which = (f"all {len(failed)} job(s) of the sweep failed" if len(failed) == len(read_outcomes(sweep_dir))
                      else f"{len(failed)} job(s) of the sweep failed (the others ran)")
             print(f"error: {which}: {summary}", file=sys.stderr)
@@ -239,6 +251,13 @@ class SweepTracking(Callback):
 
 OPEN_SWEEPS: list[tuple[SweepTracking, TrackingStore, Path]] = []
 """The sweep whose parent run this process opened, with its store and folder (`fail_open_sweep` ends it)."""
+STARTED_SWEEPS: list[Path] = []
+"""The folder of each sweep this process started (its launcher), tracked or not."""
+
+
+def sweep_started() -> bool:
+    """Whether this process is the launcher of a sweep (`on_multirun_start` ran here)."""
+    return bool(STARTED_SWEEPS)
 
 
 def fail_open_sweep(error: str) -> None:
@@ -296,7 +315,7 @@ def run_sweep_job(
     except KeyboardInterrupt:
         raise
     except Exception as error:
-        message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        message = error_text(error)
         log.error("job %d failed: %s", num, message)
         if not opened and parent_run_id and store is not None:
             opened.append(record_failed_run(store, run_name, job_tags, parent_run_id, message))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from facebias.errors import ConfigError, FacebiasError
+from facebias.errors import ConfigError
 from facebias.redaction import redacted
 from facebias.run.sweep import PARENT_FILE, read_outcomes, sweep_store
 from facebias.search.space import SearchSpace, search_space, trial_overrides
@@ -98,13 +97,10 @@ class FacebiasSearchSweeper(Sweeper):
                                                                 task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
-        """Run the search; a bad setting stops it with one sentence (exit status 1), as a bad run config does."""
-        try:
-            self._validate()
-            return self._search(arguments)
-        except FacebiasError as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(1) from error
+        """Run the search; a bad setting raises its FacebiasError, which `python -m facebias.train` reports in one
+        sentence (exit status 1) and records in the sweep's parent run, as a bad run config is."""
+        self._validate()
+        return self._search(arguments)
 
     def _validate(self) -> None:
         if self.direction != DIRECTIONS:

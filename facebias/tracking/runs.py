@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facebias.errors import error_text
 from facebias.identity import ERROR_TAG
 from facebias.redaction import redacted, redacted_text
 from facebias.tracking.offline import OFFLINE_FOLDER, OFFLINE_FORMAT, RunJournal
@@ -106,10 +107,6 @@ def _log_error_file(recorder: MlflowRecorder, output_dir: Path, error: BaseExcep
     recorder.log_artifact(output_dir / "error.txt")
 
 
-def _error_text(error: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(error), error)).strip()
-
-
 @dataclass(frozen=True)
 class RunRequest:
     """A training run to open: its name, output folder, tags and params; in a sweep, its parent run; `on_open(run id)`
@@ -156,7 +153,7 @@ def tracked_run(store: TrackingStore | None, request: RunRequest) -> Iterator[Re
         raise
     except BaseException as error:
         try:
-            recorder.set_tags({ERROR_TAG: _error_text(error)})
+            recorder.set_tags({ERROR_TAG: error_text(error)})
             _log_error_file(recorder, output_dir, error)
         finally:
             recorder.terminate("FAILED")

@@ -207,7 +207,7 @@ def test_a_slurm_sweep_whose_every_job_failed_exits_1(slurm_cluster: None, tmp_p
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: all 2 job(s) of the sweep failed: job 0 (tracking=none schedule.stages.0.lr=-1): "
-        "facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)")
+        "schedule.stages.0.lr=-1.0 is invalid (stage 1)")
     tasks = _array_tasks(_sweep_dir(tmp_path))
     assert sorted(tasks) == [0, 1]
     assert [_sacct(job, "State")[0][0] for _, job in sorted(tasks.items())] == ["COMPLETED", "COMPLETED"]

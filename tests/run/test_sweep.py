@@ -228,7 +228,7 @@ def test_a_sweep_job_with_an_invalid_config_fails_without_loading_tensorflow(tmp
                           python_options=IMPORTTIME)
     assert result.returncode == 1
     assert (f"error: all 1 job(s) of the sweep failed: job 0 (trainer=smoke {' '.join(QUICK_DATA)} "
-            "schedule.stages.0.lr=-1): facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)"
+            "schedule.stages.0.lr=-1): schedule.stages.0.lr=-1.0 is invalid (stage 1)"
             ) in result.stderr
     (parent,) = _parents(tmp_path)
     (child,) = _children(tmp_path, parent.info.run_id)
@@ -242,9 +242,17 @@ def test_a_sweep_whose_every_job_failed_exits_1_also_without_tracking(tmp_path: 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: all 2 job(s) of the sweep failed: job 0 (tracking=none schedule.stages.0.lr=-1): "
-        "facebias.errors.ConfigError: schedule.stages.0.lr=-1.0 is invalid (stage 1)")
+        "schedule.stages.0.lr=-1.0 is invalid (stage 1)")
     assert _outcomes(tmp_path) == {0: "failed", 1: "failed"}
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_jobs_that_failed_alike_are_summed_up_in_one_sentence(tmp_path: Path) -> None:
+    result = run_facebias(tmp_path, "-m", "tracking=none", "seed=0,1", "schedule.stages.0.lr=-1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: all 2 job(s) of the sweep failed: each with schedule.stages.0.lr=-1.0 is invalid (stage 1): the "
+        "learning rate must be > 0 (e.g. 1e-4).")
 
 
 def test_a_sweep_whose_folder_cannot_be_written_fails_its_parent_and_launches_nothing(tmp_path: Path) -> None:
