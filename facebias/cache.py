@@ -14,8 +14,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from facebias.cli import Command, run_command
-from facebias.errors import ConfigError
-from facebias.io import CACHE_KINDS, cache_root
+from facebias.errors import ConfigError, StorageError, path_problem
+from facebias.io import CACHE_ENVIRONMENT_VARIABLE, CACHE_KINDS, DEFAULT_CACHE_ROOT, cache_root
 from facebias.shutdown import as_process
 
 ACTIONS: tuple[str, ...] = ("list", "clear")
@@ -43,11 +43,19 @@ def cache(cfg: DictConfig) -> int:
     if cfg.kind not in KINDS:
         raise ConfigError(f"kind={cfg.kind} is invalid; accepted: {', '.join(KINDS)}.")
     kinds = CACHE_KINDS if cfg.kind == "all" else (cfg.kind,)
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        raise StorageError(f"the cache root {root} ({CACHE_ENVIRONMENT_VARIABLE}) {path_problem(root, folder=True)}: "
+                           f"point {CACHE_ENVIRONMENT_VARIABLE} at a folder, or unset it for {DEFAULT_CACHE_ROOT}.")
     for kind in kinds:
         folder = cache_root(kind)
         size = folder_size(folder)
         if cfg.action == "clear" and folder.exists():
-            shutil.rmtree(folder)
+            try:
+                shutil.rmtree(folder)
+            except OSError as error:
+                raise StorageError(f"could not clear the {kind} cache {folder}: {error.strerror} ({error.filename}); "
+                                   "clear it as the user who wrote it, or with the permission to.") from error
             print(f"cleared {kind} cache {folder} ({size / 1e6:.1f} MB)")
         else:
             print(f"{kind:<10} {folder} ({size / 1e6:.1f} MB)")

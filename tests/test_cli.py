@@ -132,3 +132,14 @@ def test_cache_lists_its_folders_either_way(tmp_path: Path, monkeypatch: pytest.
     assert capsys.readouterr().out == new == f"features   {tmp_path / 'features'} (2.0 MB)\n"
     assert cache_main(["action=clear", "kind=features"]) == 0
     assert not (tmp_path / "features").exists()
+
+
+def test_a_cache_root_that_is_a_file_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("FACEBIAS_CACHE", str(tmp_path / "taken"))
+    (tmp_path / "taken").write_text("")
+    for action in ("list", "clear"):
+        assert cache_main([f"action={action}"]) == 1
+        assert capsys.readouterr().err == (
+            f"error: the cache root {tmp_path / 'taken'} (FACEBIAS_CACHE) is a file, not a folder: point "
+            "FACEBIAS_CACHE at a folder, or unset it for ~/.cache/facebias.\n")
