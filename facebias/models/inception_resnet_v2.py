@@ -27,9 +27,12 @@ def imagenet_cache_path() -> Path:
 
     Same rule as Keras (``backend.config`` and ``utils.get_file``): ``$KERAS_HOME``, else ``~/.keras``
     (``/tmp/.keras`` when the home directory is not writable); a base that is not writable is replaced by
-    ``/tmp/.keras``; then the ``models`` subdirectory.
+    ``/tmp/.keras``; then the ``models`` subdirectory. A ``$KERAS_HOME`` that is a file is a WeightsError.
     """
     home = os.environ.get("KERAS_HOME")
+    if home is not None and os.path.exists(home) and not os.path.isdir(home):
+        raise WeightsError(f"KERAS_HOME={home} {path_problem(Path(home), folder=True)}: point it at Keras' folder "
+                           "(its models/ holds the cached weights), or unset it for ~/.keras.")
     if home is None:
         user_home = os.path.expanduser("~")
         home = os.path.join(user_home if os.access(user_home, os.W_OK) else "/tmp", ".keras")

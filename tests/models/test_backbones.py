@@ -180,6 +180,15 @@ def test_inception_imagenet_not_cached_names_the_cache_path(
     assert str(expected) in str(error.value)
 
 
+def test_a_keras_home_that_is_a_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "keras").write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(WeightsError) as error:
+        inception_resnet_v2.build(75, "imagenet")
+    assert str(error.value) == (f"KERAS_HOME={tmp_path / 'keras'} is a file, not a folder: point it at Keras' folder "
+                                "(its models/ holds the cached weights), or unset it for ~/.keras.")
+
+
 def test_inception_imagenet_loads_the_cached_file(
     inception: keras.Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
