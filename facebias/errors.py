@@ -42,6 +42,15 @@ class ReportError(FacebiasError):
     """A sweep's runs cannot be turned into a results table."""
 
 
+class CacheNotWritten(UserWarning):
+    """A data cache that could not be written: a run goes on without it; `python -m facebias.data.prepare`, whose
+    job the cache is, stops with a StorageError."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"could not write the data cache {path} ({reason}); continuing without it")
+        self.path, self.reason = path, reason
+
+
 def path_problem(path: Path, folder: bool) -> str:
     """How `path` fails to be the folder (`folder`) or the file that was asked for, for an error's sentence: "does
     not exist", "is a file, not a folder" or "is a folder, not a file"."""

@@ -6,6 +6,7 @@ real source is prepared (facebias.data.prepared) once, before any training.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 from omegaconf import DictConfig
@@ -14,6 +15,7 @@ from facebias.cli import Command, run_command
 from facebias.config import register_configs, to_train_config
 from facebias.data.card import dataset_card
 from facebias.data.sources import load_dataset
+from facebias.errors import CacheNotWritten, StorageError
 from facebias.options import DATA_SOURCES
 from facebias.shutdown import as_process
 
@@ -30,8 +32,15 @@ PREPARE = Command(
 
 
 def prepare(cfg: DictConfig) -> int:
-    """Validate the composed config, load (and so cache) its data source, print the dataset card."""
-    dataset = load_dataset(to_train_config(cfg).data)
+    """Validate the composed config, load (and so cache) its data source, print the dataset card; a cache that
+    cannot be written is a StorageError here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheNotWritten)
+        try:
+            dataset = load_dataset(to_train_config(cfg).data)
+        except CacheNotWritten as failure:
+            raise StorageError(f"could not write the data cache {failure.path} ({failure.reason}): give "
+                               "data.cache_dir=<a folder you can write>, or free space there.") from None
     print(dataset_card(dataset))
     return 0
 

@@ -33,6 +33,7 @@ from facebias.config import SYNTHETIC_IMAGE_SIZES, check_whole_number
 from facebias.data.dataset import ATTRIBUTE_COLUMNS, SPLIT_NAMES, Dataset, Split
 from facebias.data.synthesis.people import sample_apparent_ages, sample_attributes
 from facebias.data.synthesis.render import render_faces
+from facebias.errors import CacheNotWritten
 from facebias.io import atomic_file, cache_root
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def load_synthetic(
     try:
         _write_cache(path, splits)
     except OSError as error:
-        warnings.warn(f"could not write the synthetic data cache {path} ({error}); continuing without it", stacklevel=2)
+        warnings.warn(CacheNotWritten(path, str(error)), stacklevel=2)
     else:
         if progress:
             print(f"saved synthetic data to cache {path}", file=sys.stderr)

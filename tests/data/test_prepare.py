@@ -110,3 +110,16 @@ def test_training_on_a_real_source_logs_the_dataset(release: Path, tmp_path: Pat
     assert contexts["train"].digest == run.data.tags["facebias.dataset_digest"]
     assert "dataset_card.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert run.data.metrics["test/count_by_gender/male"] + run.data.metrics["test/count_by_gender/female"] == 4
+
+
+def test_prepare_stops_when_it_cannot_write_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facebias.data.prepare import main as prepare_main
+
+    (tmp_path / "taken").write_text("a file where the cache folder would go")
+    status = prepare_main([f"data.cache_dir={tmp_path / 'taken'}", "data.n_train=40", "data.n_valid=20",
+                           "data.n_test=20", "data.image_size=32"])
+    assert status == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    cache = tmp_path / "taken" / "synthetic_v1_seed0_32px_40-20-20.npz"
+    assert line.startswith(f"error: could not write the data cache {cache} (")
+    assert line.endswith("): give data.cache_dir=<a folder you can write>, or free space there.")
