@@ -25,6 +25,7 @@ EXPECTED_TYPES: dict[str, str] = {
     "Integer": "not a whole number",
     "Float": "not a number",
     "valid bool": "not true or false",
+    "ListConfig": "not a list; write it as [a, b]",
 }
 """Words of OmegaConf's conversion errors → what the value is not."""
 MERGING = re.compile(r"^Error merging override (?P<override>.+)$")

@@ -78,6 +78,7 @@ COMPOSITION_CASES = [
     (["backbone=nope"], "backbone=nope: no such option; available: inception_resnet_v2, resnet50, small_cnn."),
     (["data=nope"], "data=nope: no such option; available: appa_real, kit_arrays, synthetic."),
     (["seed=abc"], "seed=abc: not a whole number."),
+    (["weighting.attributes=gender"], "weighting.attributes=gender: not a list; write it as [a, b]."),
     (["schedule.stages.0.lr=fast"], "schedule.stages.0.lr=fast: not a number."),
     (["trainer.deterministic=maybe"], "trainer.deterministic=maybe: not true or false."),
     (["head.hidden_units=[a]"], "head.hidden_units=[a]: not a whole number."),
@@ -257,4 +258,4 @@ def test_a_sweep_stopped_by_a_bad_option_ends_its_parent_failed(tmp_path: Path, 
 
 
 def test_catalogue_size() -> None:
-    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 44
+    assert len(CONFIG_CASES) + len(COMPOSITION_CASES) + len(RUN_CASES) + len(SWEEP_CASES) == 45
