@@ -14,8 +14,7 @@ import pandas as pd
 from facebias.errors import TrackingError
 from facebias.redaction import redacted
 from facebias.tracking.recorder import MlflowRecorder, Recorder
-from facebias.tracking.server import access_error, check_store
-from facebias.tracking.store import TrackingStore, client_for, connect, with_retries
+from facebias.tracking.store import TrackingStore, client_for, connect, first_use, with_retries
 
 
 def tag_filter(where: Mapping[str, str]) -> str:
@@ -69,14 +68,7 @@ def load_sweep_runs(store: TrackingStore, parent_run_id: str | None = None, *, p
     from mlflow.exceptions import MlflowException
 
     tracking_uri, experiment = store.uri, store.experiment
-    check_store(tracking_uri)
-    try:
-        client = client_for(tracking_uri)
-        found = client.get_experiment_by_name(experiment)
-    except TrackingError:
-        raise
-    except Exception as error:  # MLflow's, or the database driver's (a file that is not an MLflow store)
-        raise access_error(tracking_uri, error, experiment) from error
+    client, found = first_use(tracking_uri, experiment, lambda client: client.get_experiment_by_name(experiment))
     tracking_uri = redacted(tracking_uri)
     if found is None:
         raise TrackingError(f"no MLflow experiment named {experiment!r} in {tracking_uri}: run a sweep first, or "

@@ -11,14 +11,17 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from facebias.config import TrackingConfig
 from facebias.errors import TrackingError
 from facebias.tracking.server import access_error, check_store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_MESSAGE = "the tracking store is busy"
 """How a retried store request starts its log line (benchmarks/parallel_tracking_stores.py counts them)."""
@@ -143,10 +146,18 @@ def open_client(tracking_uri: str, experiment: str, artifact_location: str | Non
     after MLflow's minutes of retries; a server's credentials come from MLFLOW_TRACKING_USERNAME /
     MLFLOW_TRACKING_PASSWORD.
     """
+    return first_use(tracking_uri, experiment,
+                     lambda client: get_or_create_experiment(client, experiment, artifact_location))
+
+
+def first_use(tracking_uri: str, experiment: str, use: Callable[[Any], T]) -> tuple[Any, T]:
+    """This process's MlflowClient on `tracking_uri` and what `use(client)` returns, the store probed first
+    (`check_store`); anything else that fails — MLflow's errors, the database driver's (a file that is not an MLflow
+    store) — becomes the one sentence of `access_error`."""
     check_store(tracking_uri)
     try:
         client = client_for(tracking_uri)
-        return client, get_or_create_experiment(client, experiment, artifact_location)
+        return client, use(client)
     except TrackingError:
         raise
     except Exception as error:
